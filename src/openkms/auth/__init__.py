@@ -1,0 +1,1 @@
+"""Request authentication: the server side of AWS Signature Version 4."""

@@ -1,0 +1,1 @@
+"""The openkms command line."""

@@ -1,0 +1,222 @@
+"""``openkms``: serve, accounts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from openkms.clock import SystemClock
+from openkms.config import ENV_SETTINGS, Settings, SettingsError, is_loopback
+from openkms.errors import OpenKMSError
+from openkms.http.wiring import RootKeyMismatch, check_root, open_root, open_storage
+from openkms.rootoftrust.file import RootKeyFileError
+from openkms.service.accounts import IssuedAccessKey, create_account
+from openkms.storage.base import StorageError
+
+DEV_ENV_FILE = "dev.env"
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    changes = {
+        name: getattr(args, name)
+        for name in ("data_dir", "host", "port", "workers", "database", "account_id", "partition")
+        if getattr(args, name, None) is not None
+    }
+    settings = Settings(**changes)
+    if getattr(args, "dev", False):
+        settings = settings.replace(dev=True)
+    if getattr(args, "accept_any_credentials", False):
+        settings = settings.replace(accept_any_credentials=True)
+    return settings.validate()
+
+
+def _dev_env_lines(settings: Settings, issued: IssuedAccessKey | None, endpoint: str) -> str:
+    lines = []
+    if issued is not None:
+        lines += [
+            f"export AWS_ACCESS_KEY_ID={issued.access_key_id}",
+            f"export AWS_SECRET_ACCESS_KEY={issued.secret_access_key}",
+        ]
+    lines += [
+        "export AWS_DEFAULT_REGION=us-east-1",
+        f"export AWS_ENDPOINT_URL_KMS={endpoint}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _bootstrap_dev(settings: Settings, endpoint: str) -> Path:
+    """First start in dev mode: a dev account and its root access key, written to dev.env."""
+    env_file = settings.data_path / DEV_ENV_FILE
+    storage = open_storage(settings)
+    try:
+        root = open_root(settings)
+        check_root(storage, root)
+        if env_file.exists() and storage.list_accounts():
+            text = env_file.read_text()
+            lines = [ln for ln in text.splitlines() if not ln.startswith("export AWS_ENDPOINT_URL")]
+            lines.append(f"export AWS_ENDPOINT_URL_KMS={endpoint}")
+            _write_private(env_file, "\n".join(lines) + "\n")
+            return env_file
+        issued = None
+        if not settings.accept_any_credentials:
+            issued = create_account(storage, root, SystemClock(), partition=settings.partition)
+        _write_private(env_file, _dev_env_lines(settings, issued, endpoint))
+        return env_file
+    finally:
+        storage.close()
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings_from_args(args)
+    if settings.dev and not is_loopback(settings.host):
+        raise SettingsError("dev: development mode binds to loopback only")
+    endpoint = f"http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:{settings.port}"  # noqa: S104
+    if settings.dev:
+        env_file = _bootstrap_dev(settings, endpoint)
+        print(f"openkms (development mode) on {endpoint}", flush=True)
+        if settings.accept_any_credentials:
+            print(
+                "WARNING: --accept-any-credentials: signatures are NOT checked; every request "
+                f"acts as the root of account {settings.account_id}. Never use this outside a "
+                "developer's machine.",
+                flush=True,
+            )
+        print("Point the AWS CLI and SDKs at it with:\n", flush=True)
+        print(f"  source {env_file}\n", flush=True)
+        print(env_file.read_text(), flush=True)
+        print("  aws kms create-key --description 'my first key'\n", flush=True)
+    else:
+        storage = open_storage(settings)
+        try:
+            check_root(storage, open_root(settings))
+        finally:
+            storage.close()
+    os.environ[ENV_SETTINGS] = settings.to_json()
+    import uvicorn
+
+    uvicorn.run(
+        "openkms.http.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if settings.workers > 1 else None,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_accounts_create(args: argparse.Namespace) -> int:
+    settings = _settings_from_args(args)
+    storage = open_storage(settings)
+    try:
+        root = open_root(settings)
+        check_root(storage, root)
+        issued = create_account(
+            storage, root, SystemClock(), account_id=args.account_id, partition=settings.partition
+        )
+    finally:
+        storage.close()
+    sys.stdout.write(
+        orjson.dumps(
+            {
+                "AccountId": issued.account_id,
+                "AccessKeyId": issued.access_key_id,
+                "SecretAccessKey": issued.secret_access_key,
+                "Arn": issued.principal_arn,
+            },
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+        + "\n"
+    )
+    return 0
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    settings = _settings_from_args(args)
+    storage = open_storage(settings)
+    try:
+        accounts = [
+            {
+                "AccountId": a.account_id,
+                "CreatedAt": a.created_at,
+                "AccessKeys": [
+                    {"AccessKeyId": k.access_key_id, "Arn": k.principal_arn, "Status": k.status}
+                    for k in storage.list_access_keys(a.account_id)
+                ],
+            }
+            for a in storage.list_accounts()
+        ]
+    finally:
+        storage.close()
+    sys.stdout.write(orjson.dumps({"Accounts": accounts}, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (default ./.openkms)")
+    parser.add_argument("--database", help="SQLite database path (default <data-dir>/openkms.db)")
+    parser.add_argument("--partition", help="ARN partition (default aws)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openkms", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the KMS server")
+    _common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 4566)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--dev", action="store_true", help="development mode (loopback only)")
+    serve.add_argument(
+        "--accept-any-credentials",
+        action="store_true",
+        help="UNSAFE: accept any well-formed SigV4 request as the root of --account-id",
+    )
+    serve.add_argument("--account-id", help="account for --accept-any-credentials")
+    serve.set_defaults(func=cmd_serve)
+
+    accounts = sub.add_parser("accounts", help="manage accounts")
+    asub = accounts.add_subparsers(dest="accounts_command", required=True)
+    create = asub.add_parser("create", help="create an account and its root access key")
+    _common(create)
+    create.add_argument("--account-id", help="12-digit account id (default: random)")
+    create.set_defaults(func=cmd_accounts_create)
+    lst = asub.add_parser("list", help="list accounts and their access keys")
+    _common(lst)
+    lst.set_defaults(func=cmd_accounts_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except (SettingsError, RootKeyFileError, RootKeyMismatch, StorageError) as exc:
+        print(f"openkms: {exc}", file=sys.stderr)
+        return 2
+    except OpenKMSError as exc:
+        print(f"openkms: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

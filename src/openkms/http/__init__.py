@@ -1,0 +1,1 @@
+"""HTTP transport: the ASGI application and its wiring."""

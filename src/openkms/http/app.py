@@ -1,0 +1,290 @@
+"""The ASGI application: request id, body limit, SigV4 → Principal, dispatch, health.
+
+``create_app(settings)`` is where everything is built; ``app_from_env`` is the factory each
+uvicorn worker process calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from openkms.auth.sigv4 import SignedRequest, SigV4Verifier
+from openkms.config import Settings, settings_from_env
+from openkms.errors import (
+    InvalidSignatureException,
+    KMSInternalException,
+    OpenKMSError,
+    RequestEntityTooLarge,
+    UnknownOperationException,
+)
+from openkms.http.identity import Identities
+from openkms.http.wiring import Wired, build_runtime
+from openkms.protocol import codec
+from openkms.protocol.errors import error_body
+from openkms.protocol.model import TARGET_PREFIX
+from openkms.protocol.operations import handler_for
+from openkms.protocol.validation import validate_input
+from openkms.service.accounts import ensure_account
+from openkms.service.context import RequestContext
+from openkms.service.keys import purge_due_keys
+from openkms.storage.base import StorageError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("openkms.http")
+
+_JSON_TYPE = b"application/x-amz-json-1.1"
+_TARGET_PREFIX = TARGET_PREFIX + "."
+
+
+class OpenKMSApp:
+    def __init__(self, wired: Wired) -> None:
+        self.wired = wired
+        self.settings = wired.settings
+        self.runtime = wired.runtime
+        self.identities = Identities(
+            wired.storage, wired.root, self.settings.partition, self.settings.cache_ttl_seconds
+        )
+        self.verifier = SigV4Verifier(
+            self.identities.secret_for,
+            self.runtime.clock,
+            max_skew_seconds=self.settings.max_clock_skew_seconds,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        if self.settings.accept_any_credentials:
+            ensure_account(wired.storage, self.runtime.clock, self.settings.account_id)
+
+    # -- ASGI entry ----------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._start_background()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._stop_background()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- background work ------------------------------------------------------------------------
+    def _start_background(self) -> None:
+        self._run_purge()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(
+            loop.create_task(self._every(self.settings.usage_flush_seconds, self._flush_usage))
+        )
+        self._tasks.append(
+            loop.create_task(self._every(self.settings.purge_interval_seconds, self._run_purge))
+        )
+
+    async def _stop_background(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._flush_usage()
+
+    async def _every(self, seconds: float, job: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            job()
+
+    def _flush_usage(self) -> None:
+        try:
+            self.runtime.flush_usage()
+        except StorageError:
+            log.warning("could not record key usage; will retry")
+
+    def _run_purge(self) -> None:
+        try:
+            purged = purge_due_keys(self.runtime, self.runtime.clock.now())
+        except StorageError:
+            log.warning("could not purge keys past their deletion window; will retry")
+            return
+        for arn in purged:
+            log.info("deleted key %s at the end of its waiting period", arn)
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = str(uuid.uuid4())
+        method = scope["method"]
+        path = scope["path"]
+        if method == "GET":
+            if path in ("/healthz", "/readyz", "/"):
+                await self._health(path, request_id, send)
+                return
+        try:
+            body = await self._read_body(scope, receive)
+        except OpenKMSError as exc:
+            await self._send_error(send, exc, request_id)
+            return
+        if method == "POST" and path == "/_openkms/reset":
+            await self._reset(scope, body, request_id, send)
+            return
+        status, payload, error_type = self._dispatch(scope, body, request_id)
+        await self._send(send, status, payload, request_id, error_type)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    if int(value) > limit:
+                        raise _too_large(limit)
+                except ValueError:
+                    pass
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _dispatch(
+        self, scope: Scope, body: bytes, request_id: str
+    ) -> tuple[int, bytes, str | None]:
+        try:
+            ctx, operation = self._authenticate(scope, body, request_id)
+            handler = handler_for(operation)
+            params = validate_input(operation, codec.decode_body(body))
+            result = handler(self.runtime, ctx, params)
+            return 200, codec.encode(result), None
+        except OpenKMSError as exc:
+            return exc.status, error_body(exc), exc.code
+        except StorageError:
+            log.exception("storage failure (request %s)", request_id)
+            exc = KMSInternalException("The service could not reach its storage; retry.")
+            return exc.status, error_body(exc), exc.code
+        except Exception:
+            log.exception("unexpected failure (request %s)", request_id)
+            exc = KMSInternalException("")
+            return exc.status, error_body(exc), exc.code
+
+    def _authenticate(
+        self, scope: Scope, body: bytes, request_id: str
+    ) -> tuple[RequestContext, str]:
+        headers: list[tuple[str, str]] = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
+        ]
+        target = ""
+        for name, value in headers:
+            if len(name) == 12 and name.lower() == "x-amz-target":
+                target = value
+                break
+        request = SignedRequest(
+            method=scope["method"],
+            path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=body,
+        )
+        permissive = self.settings.accept_any_credentials
+        verified = self.verifier.verify(request, check_signature=not permissive)
+        if verified.service != "kms":
+            raise InvalidSignatureException(
+                "Credential should be scoped to correct service: 'kms'. "
+            )
+        if not target.startswith(_TARGET_PREFIX):
+            raise UnknownOperationException("")
+        if permissive:
+            principal = self.identities.permissive_principal(
+                self.settings.account_id, verified.access_key_id
+            )
+        else:
+            principal = self.identities.principal_for(verified.access_key_id)
+        operation = target[len(_TARGET_PREFIX) :]
+        client = scope.get("client") or ("", 0)
+        user_agent = ""
+        for name, value in headers:
+            if name.lower() == "user-agent":
+                user_agent = value
+                break
+        ctx = RequestContext(
+            principal=principal,
+            region=verified.region,
+            request_id=request_id,
+            now=self.runtime.clock.now(),
+            operation=operation,
+            source_ip=str(client[0]),
+            user_agent=user_agent,
+            secure_transport=scope.get("scheme") == "https",
+        )
+        return ctx, operation
+
+    async def _reset(self, scope: Scope, body: bytes, request_id: str, send: Send) -> None:
+        if not self.settings.accept_any_credentials:
+            await self._send(send, 404, b'{"message":"Not Found"}', request_id, None)
+            return
+        self.runtime.storage.reset_kms_data()
+        self.runtime.key_cache.clear()
+        self.runtime.alias_cache.clear()
+        self.runtime.material_cache.clear()
+        await self._send(send, 200, b'{"reset":true}', request_id, None)
+
+    async def _health(self, path: str, request_id: str, send: Send) -> None:
+        if path == "/readyz":
+            try:
+                self.runtime.storage.get_meta("root_key_check_value")
+                self.runtime.root.check_value()
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                await self._send(send, 503, b'{"status":"unavailable"}', request_id, None)
+                return
+        payload = orjson.dumps({"status": "ok", "time": time.time()})
+        await self._send(send, 200, payload, request_id, None)
+
+    async def _send_error(self, send: Send, exc: OpenKMSError, request_id: str) -> None:
+        await self._send(send, exc.status, error_body(exc), request_id, exc.code)
+
+    async def _send(
+        self, send: Send, status: int, payload: bytes, request_id: str, error_type: str | None
+    ) -> None:
+        headers = [
+            (b"content-type", _JSON_TYPE),
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-amzn-requestid", request_id.encode()),
+        ]
+        if error_type is not None:
+            headers.append((b"x-amzn-errortype", error_type.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _too_large(limit: int) -> RequestEntityTooLarge:
+    return RequestEntityTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+
+
+def create_app(settings: Settings) -> OpenKMSApp:
+    return OpenKMSApp(build_runtime(settings))
+
+
+def app_from_env() -> OpenKMSApp:
+    """The uvicorn factory for each worker process."""
+    return create_app(settings_from_env())

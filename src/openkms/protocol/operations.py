@@ -1,0 +1,97 @@
+"""The one dispatch table: AWS operation name → service function.
+
+Every operation of the model is here: implemented, or answering an explicit error that names it
+(checked against the model by tests/unit/test_dispatch.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from openkms.errors import OperationNotImplementedException, UnknownOperationException
+from openkms.protocol.model import operation_names
+from openkms.service import (
+    aliases,
+    data_keys,
+    encryption,
+    key_policies,
+    keys,
+    random,
+    tags,
+)
+from openkms.service.context import RequestContext
+from openkms.service.runtime import Runtime
+
+Handler = Callable[[Runtime, RequestContext, dict[str, Any]], dict[str, Any]]
+
+OPERATIONS: dict[str, Handler] = {
+    "CancelKeyDeletion": keys.cancel_key_deletion,
+    "CreateAlias": aliases.create_alias,
+    "CreateKey": keys.create_key,
+    "Decrypt": encryption.decrypt,
+    "DeleteAlias": aliases.delete_alias,
+    "DescribeKey": keys.describe_key,
+    "DisableKey": keys.disable_key,
+    "EnableKey": keys.enable_key,
+    "Encrypt": encryption.encrypt,
+    "GenerateDataKey": data_keys.generate_data_key,
+    "GenerateDataKeyWithoutPlaintext": data_keys.generate_data_key_without_plaintext,
+    "GenerateRandom": random.generate_random,
+    "GetKeyLastUsage": keys.get_key_last_usage,
+    "GetKeyPolicy": key_policies.get_key_policy,
+    "ListAliases": aliases.list_aliases,
+    "ListKeyPolicies": key_policies.list_key_policies,
+    "ListKeys": keys.list_keys,
+    "ListResourceTags": tags.list_resource_tags,
+    "PutKeyPolicy": key_policies.put_key_policy,
+    "ReEncrypt": encryption.re_encrypt,
+    "ScheduleKeyDeletion": keys.schedule_key_deletion,
+    "TagResource": tags.tag_resource,
+    "UntagResource": tags.untag_resource,
+    "UpdateAlias": aliases.update_alias,
+    "UpdateKeyDescription": keys.update_key_description,
+}
+
+# Operations that only read: for the audit record's readOnly flag.
+READ_ONLY = frozenset(
+    {
+        "DescribeKey",
+        "DescribeCustomKeyStores",
+        "GetKeyLastUsage",
+        "GetKeyPolicy",
+        "GetKeyRotationStatus",
+        "GetParametersForImport",
+        "GetPublicKey",
+        "ListAliases",
+        "ListGrants",
+        "ListKeyPolicies",
+        "ListKeyRotations",
+        "ListKeys",
+        "ListResourceTags",
+        "ListRetirableGrants",
+    }
+)
+
+_MODEL_OPERATIONS = frozenset(operation_names())
+
+
+def _not_implemented(name: str) -> Handler:
+    def handler(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+        raise OperationNotImplementedException(
+            f"{name} is not implemented by this openkms build yet."
+        )
+
+    return handler
+
+
+def handler_for(name: str) -> Handler:
+    handler = OPERATIONS.get(name)
+    if handler is not None:
+        return handler
+    if name in _MODEL_OPERATIONS:
+        return _not_implemented(name)
+    raise UnknownOperationException("")
+
+
+def implemented() -> frozenset[str]:
+    return frozenset(OPERATIONS)

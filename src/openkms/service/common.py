@@ -1,0 +1,63 @@
+"""Small rules shared by several operation modules: paging, DryRun, tags."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import Any
+
+from openkms.errors import (
+    DryRunOperationException,
+    InvalidMarkerException,
+    LimitExceededException,
+    TagException,
+)
+
+MAX_TAGS_PER_KEY = 50
+
+
+def encode_marker(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode("utf-8")).decode("ascii")
+
+
+def decode_marker(marker: str | None) -> str | None:
+    if marker is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(marker.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise InvalidMarkerException("Invalid marker") from exc
+
+
+def page(items: Sequence[Any], limit: int, last_of: Any) -> dict[str, Any]:
+    """Callers fetch ``limit + 1`` items; this decides Truncated and NextMarker."""
+    if len(items) > limit:
+        return {"Truncated": True, "NextMarker": encode_marker(last_of(items[limit - 1]))}
+    return {"Truncated": False}
+
+
+def dry_run(req: dict[str, Any]) -> None:
+    """Called after every check an operation makes: a DryRun that would succeed fails so."""
+    if req.get("DryRun"):
+        raise DryRunOperationException(
+            "The request would have succeeded, but the DryRun option is set."
+        )
+
+
+def tags_from_request(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """Validates AWS's tag rules beyond the model's lengths; a later duplicate wins as in AWS."""
+    result: dict[str, str] = {}
+    for tag in tags or []:
+        key = tag["TagKey"]
+        if key.lower().startswith("aws:"):
+            raise TagException("Tags beginning with aws: are reserved")
+        result[key] = tag["TagValue"]
+    return result
+
+
+def check_tag_limit(existing: dict[str, str], new: dict[str, str]) -> None:
+    if len(set(existing) | set(new)) > MAX_TAGS_PER_KEY:
+        raise LimitExceededException(
+            f"A KMS key can have at most {MAX_TAGS_PER_KEY} tags."
+        )

@@ -1,0 +1,29 @@
+"""Who is asking, from where, and when: passed to every operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    account_id: str
+    arn: str
+    kind: str  # "root" | "user" | "assumed-role"
+    access_key_id: str
+    user_id: str
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class RequestContext:
+    principal: Principal
+    region: str
+    request_id: str
+    now: float
+    operation: str = ""
+    source_ip: str = ""
+    user_agent: str = ""
+    secure_transport: bool = False
+    # Resources the operation touched, for the audit record.
+    resources: list[str] = field(default_factory=list)

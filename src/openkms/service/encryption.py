@@ -1,0 +1,176 @@
+"""Encrypt, Decrypt, ReEncrypt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openkms.domain.key import KeyRecord, require_usable_for_crypto
+from openkms.errors import ValidationException, invalid_ciphertext
+from openkms.service import asymmetric_keys
+from openkms.service.common import dry_run
+from openkms.service.context import RequestContext
+from openkms.service.runtime import Runtime
+from openkms.service.symmetric import (
+    SYMMETRIC_DEFAULT,
+    is_symmetric,
+    key_for_blob,
+    open_blob,
+    require_encrypt_decrypt,
+    require_symmetric_algorithm,
+    seal,
+)
+
+IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"
+
+
+def _encrypt_with(
+    rt: Runtime,
+    key: KeyRecord,
+    plaintext: bytes,
+    context: dict[str, str] | None,
+    algorithm: str | None,
+    operation: str,
+) -> tuple[bytes, str, str | None]:
+    """(blob, algorithm used, material id) — the shared tail of Encrypt and ReEncrypt."""
+    require_usable_for_crypto(key)
+    require_encrypt_decrypt(key, operation)
+    if is_symmetric(key):
+        require_symmetric_algorithm(key, algorithm)
+        blob, material_id = seal(rt, key, plaintext, context)
+        return blob, SYMMETRIC_DEFAULT, material_id
+    blob = asymmetric_keys.encrypt(rt, key, algorithm, plaintext, context)
+    assert algorithm is not None
+    return blob, algorithm, None
+
+
+def encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"])
+    rt.access.authorize_key(ctx, "kms:Encrypt", key)
+    algorithm = req.get("EncryptionAlgorithm")
+    require_usable_for_crypto(key)
+    require_encrypt_decrypt(key, "Encrypt")
+    if is_symmetric(key):
+        require_symmetric_algorithm(key, algorithm)
+    else:
+        asymmetric_keys.check_encryption(key, algorithm, req.get("EncryptionContext"))
+    dry_run(req)
+    blob, used, material_id = _encrypt_with(
+        rt, key, req["Plaintext"], req.get("EncryptionContext"), algorithm, "Encrypt"
+    )
+    rt.note_usage(key, ctx)
+    return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": used}
+
+
+def _decrypt_any(
+    rt: Runtime,
+    ctx: RequestContext,
+    *,
+    blob: bytes,
+    key_ref: str | None,
+    context: dict[str, str] | None,
+    algorithm: str | None,
+    action: str,
+    req: dict[str, Any],
+) -> tuple[KeyRecord, bytes, str, str | None]:
+    """(key, plaintext, algorithm, material id) for Decrypt and ReEncrypt's source side."""
+    if algorithm not in (None, SYMMETRIC_DEFAULT):
+        if key_ref is None:
+            raise ValidationException(
+                "KeyId is required when the encryption algorithm is " + str(algorithm)
+            )
+        key = rt.resolve_key(ctx, key_ref)
+        rt.access.authorize_key(ctx, action, key)
+        require_usable_for_crypto(key)
+        require_encrypt_decrypt(key, "Decrypt")
+        asymmetric_keys.check_encryption(key, algorithm, context)
+        dry_run(req)
+        return key, asymmetric_keys.decrypt(rt, key, algorithm, blob), algorithm, None
+    if IGNORE_CIPHERTEXT in (req.get("DryRunModifiers") or []) and req.get("DryRun"):
+        if key_ref is None:
+            raise ValidationException("KeyId is required with the IGNORE_CIPHERTEXT modifier.")
+        key = rt.resolve_key(ctx, key_ref)
+        rt.access.authorize_key(ctx, action, key)
+        require_usable_for_crypto(key)
+        dry_run(req)
+    key, parsed = key_for_blob(rt, ctx, blob, key_ref)
+    rt.access.authorize_key(ctx, action, key)
+    require_usable_for_crypto(key)
+    require_encrypt_decrypt(key, "Decrypt")
+    if not is_symmetric(key):
+        # A symmetric blob naming an asymmetric key is not a ciphertext of that key.
+        raise invalid_ciphertext()
+    dry_run(req)
+    opened = open_blob(rt, key, parsed, context)
+    return key, opened.plaintext, SYMMETRIC_DEFAULT, opened.material_id
+
+
+def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    if "CiphertextBlob" not in req:
+        raise ValidationException(
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+            "constraint: Member must not be null"
+        )
+    key, plaintext, algorithm, material_id = _decrypt_any(
+        rt,
+        ctx,
+        blob=req["CiphertextBlob"],
+        key_ref=req.get("KeyId"),
+        context=req.get("EncryptionContext"),
+        algorithm=req.get("EncryptionAlgorithm"),
+        action="kms:Decrypt",
+        req=req,
+    )
+    rt.note_usage(key, ctx)
+    result: dict[str, Any] = {
+        "KeyId": key.arn,
+        "Plaintext": plaintext,
+        "EncryptionAlgorithm": algorithm,
+    }
+    if material_id is not None:
+        result["KeyMaterialId"] = material_id
+    return result
+
+
+def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    if "CiphertextBlob" not in req:
+        raise ValidationException(
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+            "constraint: Member must not be null"
+        )
+    destination = rt.resolve_key(ctx, req["DestinationKeyId"])
+    rt.access.authorize_key(ctx, "kms:ReEncryptTo", destination)
+    dest_algorithm = req.get("DestinationEncryptionAlgorithm")
+    dest_context = req.get("DestinationEncryptionContext")
+    require_usable_for_crypto(destination)
+    require_encrypt_decrypt(destination, "ReEncrypt")
+    if is_symmetric(destination):
+        require_symmetric_algorithm(destination, dest_algorithm)
+    else:
+        asymmetric_keys.check_encryption(destination, dest_algorithm, dest_context)
+    source, plaintext, src_algorithm, src_material = _decrypt_any(
+        rt,
+        ctx,
+        blob=req["CiphertextBlob"],
+        key_ref=req.get("SourceKeyId"),
+        context=req.get("SourceEncryptionContext"),
+        algorithm=req.get("SourceEncryptionAlgorithm"),
+        action="kms:ReEncryptFrom",
+        req=req,
+    )
+    blob, dest_used, dest_material = _encrypt_with(
+        rt, destination, plaintext, dest_context, dest_algorithm, "ReEncrypt"
+    )
+    rt.note_usage(source, ctx)
+    rt.note_usage(destination, ctx)
+    result: dict[str, Any] = {
+        "CiphertextBlob": blob,
+        "SourceKeyId": source.arn,
+        "KeyId": destination.arn,
+        "SourceEncryptionAlgorithm": src_algorithm,
+        "DestinationEncryptionAlgorithm": dest_used,
+    }
+    if src_material is not None:
+        result["SourceKeyMaterialId"] = src_material
+    if dest_material is not None:
+        result["DestinationKeyMaterialId"] = dest_material
+    return result

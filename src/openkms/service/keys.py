@@ -1,0 +1,290 @@
+"""Key management operations: CreateKey, DescribeKey, ListKeys, UpdateKeyDescription,
+EnableKey, DisableKey, ScheduleKeyDeletion, CancelKeyDeletion, GetKeyLastUsage; and the purge of
+keys whose deletion window has passed."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from openkms.domain.key import (
+    KeyRecord,
+    pending_deletion_message,
+    require_enable_disable_allowed,
+    require_not_pending_deletion,
+)
+from openkms.errors import (
+    KMSInvalidStateException,
+    NotFoundException,
+    UnsupportedOperationException,
+    ValidationException,
+)
+from openkms.service import key_policies
+from openkms.service.common import check_tag_limit, decode_marker, page, tags_from_request
+from openkms.service.context import RequestContext
+from openkms.service.metadata import key_metadata
+from openkms.service.runtime import Runtime
+from openkms.storage.records import MaterialRecord
+from openkms.types import KeySpec, KeyState, KeyUsageType, OriginType
+
+DAY = 86_400
+DEFAULT_PENDING_WINDOW_DAYS = 30
+MIN_PENDING_WINDOW_DAYS = 7
+MAX_PENDING_WINDOW_DAYS = 30
+
+
+def new_material_id() -> str:
+    """KeyMaterialId: 64 hex digits, as AWS's look."""
+    return os.urandom(32).hex()
+
+
+def _resolve_spec(req: dict[str, Any]) -> tuple[str, str]:
+    spec = req.get("KeySpec")
+    legacy = req.get("CustomerMasterKeySpec")
+    if spec is not None and legacy is not None:
+        raise ValidationException(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+            "CustomerMasterKeySpec is deprecated."
+        )
+    spec = spec or legacy or KeySpec.SYMMETRIC_DEFAULT.value
+    usage = req.get("KeyUsage")
+    if spec == KeySpec.SYMMETRIC_DEFAULT.value:
+        usage = usage or KeyUsageType.ENCRYPT_DECRYPT.value
+        if usage != KeyUsageType.ENCRYPT_DECRYPT.value:
+            raise ValidationException(
+                f"KeyUsage {usage} is not compatible with KeySpec {spec}"
+            )
+    return spec, usage or ""
+
+
+def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    spec, usage = _resolve_spec(req)
+    origin = req.get("Origin") or OriginType.AWS_KMS.value
+    if spec != KeySpec.SYMMETRIC_DEFAULT.value:
+        from openkms.service import asymmetric_keys
+
+        usage = asymmetric_keys.check_spec_and_usage(spec, usage)
+    if origin != OriginType.AWS_KMS.value:
+        raise UnsupportedOperationException(
+            f"Origin {origin} is not supported by this openkms build yet."
+        )
+    if req.get("MultiRegion"):
+        raise UnsupportedOperationException(
+            "Multi-Region keys are not supported by this openkms build yet."
+        )
+    if req.get("CustomKeyStoreId") or req.get("XksKeyId"):
+        raise UnsupportedOperationException(
+            "Custom key stores are not supported by this openkms build yet."
+        )
+    tags = tags_from_request(req.get("Tags"))
+    check_tag_limit({}, tags)
+    rt.access.authorize_account(ctx, "kms:CreateKey", "*")
+    account = ctx.principal.account_id
+    policy = req.get("Policy")
+    if policy is None:
+        policy = key_policies.default_policy(rt.partition, account)
+    else:
+        key_policies.check_policy(
+            rt, ctx, policy, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
+        )
+    key_id = str(uuid.uuid4())
+    arn = rt.key_arn_for(account, ctx.region, key_id)
+    material_id = new_material_id()
+    if spec == KeySpec.SYMMETRIC_DEFAULT.value:
+        from openkms.crypto.aead import new_symmetric_material
+
+        secret = new_symmetric_material()
+    else:
+        from openkms.service import asymmetric_keys
+
+        secret = asymmetric_keys.generate_material(spec)
+    key = KeyRecord(
+        arn=arn,
+        key_id=key_id,
+        account_id=account,
+        region=ctx.region,
+        key_spec=spec,
+        key_usage=usage,
+        origin=origin,
+        key_manager="CUSTOMER",
+        description=req.get("Description") or "",
+        state=KeyState.ENABLED.value,
+        created_at=ctx.now,
+        policy=policy,
+        current_material_id=material_id,
+    )
+    material = MaterialRecord(
+        key_arn=arn,
+        material_id=material_id,
+        wrapped=rt.wrap_material(arn, material_id, secret),
+        created_at=ctx.now,
+        state="CURRENT",
+    )
+    with rt.storage.transaction():
+        rt.storage.insert_key(key)
+        rt.storage.put_material(material)
+        if tags:
+            rt.storage.put_tags(arn, tags)
+    ctx.resources.append(arn)
+    return {"KeyMetadata": key_metadata(key)}
+
+
+def describe_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"])
+    rt.access.authorize_key(ctx, "kms:DescribeKey", key)
+    return {"KeyMetadata": key_metadata(key)}
+
+
+def list_keys(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    rt.access.authorize_account(ctx, "kms:ListKeys", "*")
+    limit = req.get("Limit") or 100
+    after = decode_marker(req.get("Marker"))
+    keys = rt.storage.list_keys(ctx.principal.account_id, ctx.region, after, limit + 1)
+    result: dict[str, Any] = {
+        "Keys": [{"KeyId": k.key_id, "KeyArn": k.arn} for k in keys[:limit]],
+    }
+    result.update(page(keys, limit, lambda k: k.key_id))
+    return result
+
+
+def _save(rt: Runtime, key: KeyRecord) -> None:
+    rt.storage.update_key(key)
+    rt.forget_key(key.arn)
+
+
+def _reload(rt: Runtime, key: KeyRecord) -> KeyRecord:
+    """The authoritative record for a write: never act on a cached copy."""
+    rt.forget_key(key.arn)
+    fresh = rt.storage.get_key(key.arn)
+    if fresh is None:
+        raise NotFoundException(f"Key '{key.arn}' does not exist")
+    return fresh
+
+
+def update_key_description(
+    rt: Runtime, ctx: RequestContext, req: dict[str, Any]
+) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    rt.access.authorize_key(ctx, "kms:UpdateKeyDescription", key)
+    with rt.storage.transaction():
+        key = _reload(rt, key)
+        require_not_pending_deletion(key)
+        _save(rt, key.with_changes(description=req["Description"]))
+    return {}
+
+
+def enable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    rt.access.authorize_key(ctx, "kms:EnableKey", key)
+    with rt.storage.transaction():
+        key = _reload(rt, key)
+        require_enable_disable_allowed(key)
+        _save(rt, key.with_changes(state=KeyState.ENABLED.value))
+    return {}
+
+
+def disable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    rt.access.authorize_key(ctx, "kms:DisableKey", key)
+    with rt.storage.transaction():
+        key = _reload(rt, key)
+        require_enable_disable_allowed(key)
+        _save(rt, key.with_changes(state=KeyState.DISABLED.value))
+    return {}
+
+
+def schedule_key_deletion(
+    rt: Runtime, ctx: RequestContext, req: dict[str, Any]
+) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    rt.access.authorize_key(ctx, "kms:ScheduleKeyDeletion", key)
+    days = req.get("PendingWindowInDays") or DEFAULT_PENDING_WINDOW_DAYS
+    if not MIN_PENDING_WINDOW_DAYS <= days <= MAX_PENDING_WINDOW_DAYS:
+        bound, word = (
+            (MIN_PENDING_WINDOW_DAYS, "greater")
+            if days < MIN_PENDING_WINDOW_DAYS
+            else (MAX_PENDING_WINDOW_DAYS, "less")
+        )
+        raise ValidationException(
+            f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to "
+            f"satisfy constraint: Member must have value {word} than or equal to {bound}"
+        )
+    with rt.storage.transaction():
+        key = _reload(rt, key)
+        if key.state in (KeyState.PENDING_DELETION.value, KeyState.PENDING_REPLICA_DELETION.value):
+            raise KMSInvalidStateException(pending_deletion_message(key.arn))
+        if key.state == KeyState.UPDATING.value:
+            raise KMSInvalidStateException(f"{key.arn} is Updating.")
+        deletion_at = float(int(ctx.now) + days * DAY)
+        key = key.with_changes(
+            state=KeyState.PENDING_DELETION.value,
+            deletion_at=deletion_at,
+            pending_window_days=days,
+        )
+        _save(rt, key)
+    return {
+        "KeyId": key.arn,
+        "DeletionDate": deletion_at,
+        "KeyState": key.state,
+        "PendingWindowInDays": days,
+    }
+
+
+def cancel_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    rt.access.authorize_key(ctx, "kms:CancelKeyDeletion", key)
+    with rt.storage.transaction():
+        key = _reload(rt, key)
+        if key.state != KeyState.PENDING_DELETION.value:
+            raise KMSInvalidStateException(f"{key.arn} is not pending deletion.")
+        _save(
+            rt,
+            key.with_changes(
+                state=KeyState.DISABLED.value, deletion_at=None, pending_window_days=None
+            ),
+        )
+    return {"KeyId": key.arn}
+
+
+def get_key_last_usage(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"])
+    rt.access.authorize_key(ctx, "kms:GetKeyLastUsage", key)
+    result: dict[str, Any] = {
+        "KeyId": key.arn,
+        "KeyCreationDate": key.created_at,
+        "TrackingStartDate": key.created_at,
+    }
+    pending = rt.pending_usage(key.arn)
+    stored = rt.storage.get_key(key.arn) or key
+    if pending is not None and (stored.last_used_at or 0) <= pending.at:
+        result["KeyLastUsage"] = {
+            "Timestamp": pending.at,
+            "Operation": pending.operation,
+            "KmsRequestId": pending.request_id,
+        }
+    elif stored.last_used_at is not None:
+        result["KeyLastUsage"] = {
+            "Timestamp": stored.last_used_at,
+            "Operation": stored.last_used_operation,
+            "KmsRequestId": stored.last_used_request_id,
+        }
+    return result
+
+
+def purge_due_keys(rt: Runtime, now: float) -> list[str]:
+    """Deletes keys whose waiting period has ended: key, material, aliases and tags together."""
+    purged = []
+    for arn in rt.storage.keys_due_for_deletion(now):
+        with rt.storage.transaction():
+            key = rt.storage.get_key(arn)
+            if key is None or key.state != KeyState.PENDING_DELETION.value:
+                continue
+            if key.deletion_at is None or key.deletion_at > now:
+                continue
+            rt.storage.delete_key(arn)
+        rt.forget_key(arn)
+        rt.alias_cache.clear()
+        purged.append(arn)
+    return purged
+

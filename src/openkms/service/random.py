@@ -1,0 +1,27 @@
+"""GenerateRandom."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from openkms.errors import UnsupportedOperationException, ValidationException
+from openkms.service.context import RequestContext
+from openkms.service.runtime import Runtime
+
+
+def generate_random(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    rt.access.authorize_account(ctx, "kms:GenerateRandom", "*")
+    if req.get("CustomKeyStoreId"):
+        raise UnsupportedOperationException(
+            "GenerateRandom from a custom key store is not supported by this openkms build yet."
+        )
+    if req.get("Recipient"):
+        raise UnsupportedOperationException(
+            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
+            "openkms build does not have."
+        )
+    count = req.get("NumberOfBytes")
+    if count is None:
+        raise ValidationException("NumberOfBytes is required.")
+    return {"Plaintext": os.urandom(count)}

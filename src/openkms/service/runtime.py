@@ -1,0 +1,179 @@
+"""The dependencies every operation uses, built once by ``http.app.create_app`` (or by tests):
+storage, root of trust, clock, access control, caches and the key-usage recorder."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from openkms.clock import Clock
+from openkms.crypto.aead import SymmetricKey
+from openkms.domain.arn import alias_arn, is_key_id, key_arn, parse_key_ref
+from openkms.domain.key import KeyRecord
+from openkms.errors import InvalidArnException, KMSInternalException, NotFoundException
+from openkms.policy.access import AccessController, AccountOwnerAccess
+from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
+from openkms.service.caches import TtlCache
+from openkms.service.context import RequestContext
+from openkms.storage.base import Storage
+from openkms.storage.records import KeyUsage, MaterialRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    partition: str = "aws"
+    # How long another process's change may go unseen by this one.
+    cache_ttl_seconds: float = 1.0
+    material_cache_entries: int = 10_000
+    material_cache_seconds: float = 300.0
+
+
+def material_aad(arn: str, material_id: str) -> bytes:
+    """Binds wrapped key material to its key and version."""
+    return f"openkms:key-material:v1:{arn}:{material_id}".encode()
+
+
+class Runtime:
+    def __init__(
+        self,
+        storage: Storage,
+        root: RootOfTrust,
+        clock: Clock,
+        *,
+        settings: RuntimeSettings | None = None,
+        access: AccessController | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.root = root
+        self.clock = clock
+        self.settings = settings or RuntimeSettings()
+        self.access: AccessController = access or AccountOwnerAccess()
+        s = self.settings
+        kwargs = {} if monotonic is None else {"clock": monotonic}
+        self.key_cache: TtlCache[str, KeyRecord] = TtlCache(100_000, s.cache_ttl_seconds, **kwargs)
+        self.alias_cache: TtlCache[tuple[str, str, str], str] = TtlCache(
+            100_000, s.cache_ttl_seconds, **kwargs
+        )
+        self.material_cache: TtlCache[tuple[str, str], object] = TtlCache(
+            s.material_cache_entries, s.material_cache_seconds, **kwargs
+        )
+        self._usage_lock = threading.Lock()
+        self._pending_usage: dict[str, KeyUsage] = {}
+
+    @property
+    def partition(self) -> str:
+        return self.settings.partition
+
+    # -- key resolution ----------------------------------------------------------------------
+    def key_arn_for(self, account_id: str, region: str, key_id: str) -> str:
+        return key_arn(self.partition, region, account_id, key_id)
+
+    def load_key(self, arn: str) -> KeyRecord | None:
+        key = self.key_cache.get(arn)
+        if key is None:
+            key = self.storage.get_key(arn)
+            if key is not None:
+                self.key_cache.put(arn, key)
+        return key
+
+    def forget_key(self, arn: str) -> None:
+        self.key_cache.pop(arn)
+
+    def alias_target(self, account_id: str, region: str, alias_name: str) -> str | None:
+        ident = (account_id, region, alias_name)
+        key_id = self.alias_cache.get(ident)
+        if key_id is None:
+            alias = self.storage.get_alias(account_id, region, alias_name)
+            if alias is None:
+                return None
+            key_id = alias.key_id
+            self.alias_cache.put(ident, key_id)
+        return key_id
+
+    def forget_alias(self, account_id: str, region: str, alias_name: str) -> None:
+        self.alias_cache.pop((account_id, region, alias_name))
+
+    def resolve_key(
+        self, ctx: RequestContext, key_ref: str, *, allow_alias: bool = True
+    ) -> KeyRecord:
+        """Finds the key a ``key_ref`` names, in the caller's Region; NotFoundException if none."""
+        ref = parse_key_ref(key_ref)
+        account = ctx.principal.account_id
+        region = ctx.region
+        if ref is None:
+            raise NotFoundException(f"Invalid keyId '{key_ref}'")
+        if ref.kind in ("alias", "alias-arn"):
+            if not allow_alias:
+                raise InvalidArnException("Key Aliases are not supported for this operation.")
+            assert ref.alias_name is not None
+            if ref.kind == "alias-arn":
+                assert ref.account_id is not None and ref.region is not None
+                if ref.region != region:
+                    raise NotFoundException(f"Invalid arn {ref.region}")
+                account = ref.account_id
+            key_id = self.alias_target(account, region, ref.alias_name)
+            if key_id is None:
+                name = alias_arn(self.partition, region, account, ref.alias_name)
+                raise NotFoundException(f"Alias {name} is not found.")
+        else:
+            assert ref.key_id is not None
+            key_id = ref.key_id
+            if ref.kind == "key-arn":
+                assert ref.account_id is not None and ref.region is not None
+                if ref.region != region:
+                    raise NotFoundException(f"Invalid arn {ref.region}")
+                account = ref.account_id
+            if not is_key_id(key_id):
+                raise NotFoundException(f"Invalid keyId '{key_ref}'")
+        arn = self.key_arn_for(account, region, key_id)
+        key = self.load_key(arn)
+        if key is None:
+            raise NotFoundException(f"Key '{arn}' does not exist")
+        ctx.resources.append(arn)
+        return key
+
+    # -- key material ------------------------------------------------------------------------
+    def wrap_material(self, arn: str, material_id: str, plaintext: bytes) -> bytes:
+        return self.root.wrap(plaintext, material_aad(arn, material_id))
+
+    def unwrap_material(self, record: MaterialRecord) -> bytes:
+        try:
+            return self.root.unwrap(record.wrapped, material_aad(record.key_arn, record.material_id))
+        except RootOfTrustError as exc:
+            # A record the root key cannot open is a server fault, not the caller's.
+            raise KMSInternalException("Key material could not be unwrapped.") from exc
+
+    def material_record(self, key: KeyRecord, material_id: str) -> MaterialRecord | None:
+        return self.storage.get_material(key.arn, material_id)
+
+    def symmetric_key(self, key: KeyRecord, material_id: str) -> SymmetricKey | None:
+        """The unwrapped AES key of one material version, or None if the key has no such one."""
+        ident = (key.arn, material_id)
+        cached = self.material_cache.get(ident)
+        if isinstance(cached, SymmetricKey):
+            return cached
+        record = self.storage.get_material(key.arn, material_id)
+        if record is None:
+            return None
+        handle = SymmetricKey(self.unwrap_material(record))
+        self.material_cache.put(ident, handle)
+        return handle
+
+    # -- last usage (recorded off the hot path, flushed by a background task) -----------------
+    def note_usage(self, key: KeyRecord, ctx: RequestContext) -> None:
+        with self._usage_lock:
+            self._pending_usage[key.arn] = KeyUsage(key.arn, ctx.now, ctx.operation, ctx.request_id)
+
+    def flush_usage(self) -> int:
+        with self._usage_lock:
+            batch = list(self._pending_usage.values())
+            self._pending_usage.clear()
+        if batch:
+            self.storage.record_key_usage(batch)
+        return len(batch)
+
+    def pending_usage(self, arn: str) -> KeyUsage | None:
+        with self._usage_lock:
+            return self._pending_usage.get(arn)

@@ -1,0 +1,1 @@
+"""Storage: repository protocol, the in-memory fake, SQLite (embedded default)."""

@@ -1,0 +1,61 @@
+"""Records as stored. Secrets appear only wrapped by the root of trust."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    account_id: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKeyRecord:
+    access_key_id: str
+    account_id: str
+    principal_arn: str
+    wrapped_secret: bytes
+    status: str  # Active | Inactive
+    created_at: float
+
+    def __repr__(self) -> str:
+        return (
+            f"AccessKeyRecord(access_key_id={self.access_key_id!r}, "
+            f"principal_arn={self.principal_arn!r}, status={self.status!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MaterialRecord:
+    key_arn: str
+    material_id: str
+    wrapped: bytes
+    created_at: float
+    state: str  # CURRENT | NON_CURRENT | PENDING_ROTATION
+    rotation_type: str | None = None  # AUTOMATIC | ON_DEMAND; None for the first material
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"MaterialRecord(key_arn={self.key_arn!r}, material_id={self.material_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    account_id: str
+    region: str
+    alias_name: str
+    key_id: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    key_arn: str
+    at: float
+    operation: str
+    request_id: str
