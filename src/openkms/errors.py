@@ -45,7 +45,6 @@ class ServerError(OpenKMSError):
     server_fault = True
 
 
-
 # --- Protocol and authentication -----------------------------------------------------------
 class ValidationException(ClientError):
     code = "ValidationException"

@@ -3,7 +3,7 @@ vendored model by hand-run script; `tests/unit/test_types.py` checks they stay i
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import NewType
 
 KeyId = NewType("KeyId", str)
@@ -16,7 +16,7 @@ KeyMaterialId = NewType("KeyMaterialId", str)
 AccessKeyId = NewType("AccessKeyId", str)
 
 
-class AlgorithmSpec(str, Enum):
+class AlgorithmSpec(StrEnum):
     RSAES_PKCS1_V1_5 = "RSAES_PKCS1_V1_5"
     RSAES_OAEP_SHA_1 = "RSAES_OAEP_SHA_1"
     RSAES_OAEP_SHA_256 = "RSAES_OAEP_SHA_256"
@@ -25,7 +25,7 @@ class AlgorithmSpec(str, Enum):
     SM2_PKE = "SM2PKE"
 
 
-class ConnectionErrorCodeType(str, Enum):
+class ConnectionErrorCodeType(StrEnum):
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
     CLUSTER_NOT_FOUND = "CLUSTER_NOT_FOUND"
     NETWORK_ERRORS = "NETWORK_ERRORS"
@@ -46,7 +46,7 @@ class ConnectionErrorCodeType(str, Enum):
     XKS_PROXY_INVALID_TLS_CONFIGURATION = "XKS_PROXY_INVALID_TLS_CONFIGURATION"
 
 
-class ConnectionStateType(str, Enum):
+class ConnectionStateType(StrEnum):
     CONNECTED = "CONNECTED"
     CONNECTING = "CONNECTING"
     FAILED = "FAILED"
@@ -54,12 +54,12 @@ class ConnectionStateType(str, Enum):
     DISCONNECTING = "DISCONNECTING"
 
 
-class CustomKeyStoreType(str, Enum):
+class CustomKeyStoreType(StrEnum):
     AWS_CLOUDHSM = "AWS_CLOUDHSM"
     EXTERNAL_KEY_STORE = "EXTERNAL_KEY_STORE"
 
 
-class CustomerMasterKeySpec(str, Enum):
+class CustomerMasterKeySpec(StrEnum):
     RSA_2048 = "RSA_2048"
     RSA_3072 = "RSA_3072"
     RSA_4096 = "RSA_4096"
@@ -75,7 +75,7 @@ class CustomerMasterKeySpec(str, Enum):
     SM2 = "SM2"
 
 
-class DataKeyPairSpec(str, Enum):
+class DataKeyPairSpec(StrEnum):
     RSA_2048 = "RSA_2048"
     RSA_3072 = "RSA_3072"
     RSA_4096 = "RSA_4096"
@@ -90,32 +90,32 @@ class DataKeyPairSpec(str, Enum):
     ML_KEM_1024 = "ML_KEM_1024"
 
 
-class DataKeySpec(str, Enum):
+class DataKeySpec(StrEnum):
     AES_256 = "AES_256"
     AES_128 = "AES_128"
 
 
-class DryRunModifierType(str, Enum):
+class DryRunModifierType(StrEnum):
     IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"
 
 
-class EncapsulationAlgorithmSpec(str, Enum):
+class EncapsulationAlgorithmSpec(StrEnum):
     ML_KEM = "ML_KEM"
 
 
-class EncryptionAlgorithmSpec(str, Enum):
+class EncryptionAlgorithmSpec(StrEnum):
     SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
     RSAES_OAEP_SHA_1 = "RSAES_OAEP_SHA_1"
     RSAES_OAEP_SHA_256 = "RSAES_OAEP_SHA_256"
     SM2_PKE = "SM2PKE"
 
 
-class ExpirationModelType(str, Enum):
+class ExpirationModelType(StrEnum):
     KEY_MATERIAL_EXPIRES = "KEY_MATERIAL_EXPIRES"
     KEY_MATERIAL_DOES_NOT_EXPIRE = "KEY_MATERIAL_DOES_NOT_EXPIRE"
 
 
-class GrantOperation(str, Enum):
+class GrantOperation(StrEnum):
     DECRYPT = "Decrypt"
     ENCRYPT = "Encrypt"
     GENERATE_DATA_KEY = "GenerateDataKey"
@@ -137,30 +137,30 @@ class GrantOperation(str, Enum):
     DECAPSULATE = "Decapsulate"
 
 
-class ImportState(str, Enum):
+class ImportState(StrEnum):
     IMPORTED = "IMPORTED"
     PENDING_IMPORT = "PENDING_IMPORT"
 
 
-class ImportType(str, Enum):
+class ImportType(StrEnum):
     NEW_KEY_MATERIAL = "NEW_KEY_MATERIAL"
     EXISTING_KEY_MATERIAL = "EXISTING_KEY_MATERIAL"
 
 
-class IncludeKeyMaterial(str, Enum):
+class IncludeKeyMaterial(StrEnum):
     ALL_KEY_MATERIAL = "ALL_KEY_MATERIAL"
     ROTATIONS_ONLY = "ROTATIONS_ONLY"
 
 
-class KeyAgreementAlgorithmSpec(str, Enum):
+class KeyAgreementAlgorithmSpec(StrEnum):
     ECDH = "ECDH"
 
 
-class KeyEncryptionMechanism(str, Enum):
+class KeyEncryptionMechanism(StrEnum):
     RSAES_OAEP_SHA_256 = "RSAES_OAEP_SHA_256"
 
 
-class KeyLastUsageTrackingOperation(str, Enum):
+class KeyLastUsageTrackingOperation(StrEnum):
     DECRYPT = "Decrypt"
     DERIVE_SHARED_SECRET = "DeriveSharedSecret"
     ENCRYPT = "Encrypt"
@@ -177,19 +177,19 @@ class KeyLastUsageTrackingOperation(str, Enum):
     DECAPSULATE = "Decapsulate"
 
 
-class KeyManagerType(str, Enum):
+class KeyManagerType(StrEnum):
     AWS = "AWS"
     CUSTOMER = "CUSTOMER"
 
 
-class KeyMaterialState(str, Enum):
+class KeyMaterialState(StrEnum):
     NON_CURRENT = "NON_CURRENT"
     CURRENT = "CURRENT"
     PENDING_ROTATION = "PENDING_ROTATION"
     PENDING_MULTI_REGION_IMPORT_AND_ROTATION = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
 
 
-class KeySpec(str, Enum):
+class KeySpec(StrEnum):
     RSA_2048 = "RSA_2048"
     RSA_3072 = "RSA_3072"
     RSA_4096 = "RSA_4096"
@@ -212,7 +212,7 @@ class KeySpec(str, Enum):
     ML_KEM_1024 = "ML_KEM_1024"
 
 
-class KeyState(str, Enum):
+class KeyState(StrEnum):
     CREATING = "Creating"
     ENABLED = "Enabled"
     DISABLED = "Disabled"
@@ -223,7 +223,7 @@ class KeyState(str, Enum):
     UPDATING = "Updating"
 
 
-class KeyUsageType(str, Enum):
+class KeyUsageType(StrEnum):
     SIGN_VERIFY = "SIGN_VERIFY"
     ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
     GENERATE_VERIFY_MAC = "GENERATE_VERIFY_MAC"
@@ -231,42 +231,42 @@ class KeyUsageType(str, Enum):
     ENCAPSULATE_DECAPSULATE = "ENCAPSULATE_DECAPSULATE"
 
 
-class MacAlgorithmSpec(str, Enum):
+class MacAlgorithmSpec(StrEnum):
     HMAC_SHA_224 = "HMAC_SHA_224"
     HMAC_SHA_256 = "HMAC_SHA_256"
     HMAC_SHA_384 = "HMAC_SHA_384"
     HMAC_SHA_512 = "HMAC_SHA_512"
 
 
-class MessageType(str, Enum):
+class MessageType(StrEnum):
     RAW = "RAW"
     DIGEST = "DIGEST"
     EXTERNAL_MU = "EXTERNAL_MU"
 
 
-class MultiRegionKeyType(str, Enum):
+class MultiRegionKeyType(StrEnum):
     PRIMARY = "PRIMARY"
     REPLICA = "REPLICA"
 
 
-class OriginType(str, Enum):
+class OriginType(StrEnum):
     AWS_KMS = "AWS_KMS"
     EXTERNAL = "EXTERNAL"
     AWS_CLOUDHSM = "AWS_CLOUDHSM"
     EXTERNAL_KEY_STORE = "EXTERNAL_KEY_STORE"
 
 
-class ResourceOwnerType(str, Enum):
+class ResourceOwnerType(StrEnum):
     SELF = "SELF"
     OTHER_ACCOUNTS_VIA_RAM = "OTHER_ACCOUNTS_VIA_RAM"
 
 
-class RotationType(str, Enum):
+class RotationType(StrEnum):
     AUTOMATIC = "AUTOMATIC"
     ON_DEMAND = "ON_DEMAND"
 
 
-class SigningAlgorithmSpec(str, Enum):
+class SigningAlgorithmSpec(StrEnum):
     RSASSA_PSS_SHA_256 = "RSASSA_PSS_SHA_256"
     RSASSA_PSS_SHA_384 = "RSASSA_PSS_SHA_384"
     RSASSA_PSS_SHA_512 = "RSASSA_PSS_SHA_512"
@@ -282,13 +282,13 @@ class SigningAlgorithmSpec(str, Enum):
     ED25519_PH_SHA_512 = "ED25519_PH_SHA_512"
 
 
-class WrappingKeySpec(str, Enum):
+class WrappingKeySpec(StrEnum):
     RSA_2048 = "RSA_2048"
     RSA_3072 = "RSA_3072"
     RSA_4096 = "RSA_4096"
     SM2 = "SM2"
 
 
-class XksProxyConnectivityType(str, Enum):
+class XksProxyConnectivityType(StrEnum):
     PUBLIC_ENDPOINT = "PUBLIC_ENDPOINT"
     VPC_ENDPOINT_SERVICE = "VPC_ENDPOINT_SERVICE"

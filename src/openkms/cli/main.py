@@ -81,7 +81,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
     if settings.dev and not is_loopback(settings.host):
         raise SettingsError("dev: development mode binds to loopback only")
-    endpoint = f"http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:{settings.port}"  # noqa: S104
+    endpoint = (
+        f"http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:{settings.port}"  # noqa: S104
+    )
     if settings.dev:
         env_file = _bootstrap_dev(settings, endpoint)
         print(f"openkms (development mode) on {endpoint}", flush=True)
@@ -164,7 +166,9 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
         ]
     finally:
         storage.close()
-    sys.stdout.write(orjson.dumps({"Accounts": accounts}, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps({"Accounts": accounts}, option=orjson.OPT_INDENT_2).decode() + "\n"
+    )
     return 0
 
 

@@ -20,7 +20,7 @@ the libraries; see :func:`is_supported` and :func:`signing_algorithm_unsupported
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 from cryptography.hazmat.backends.openssl.backend import backend as _pyca_backend
 
@@ -46,7 +46,7 @@ EXTERNAL_MU_BYTES = 64
 ML_KEM_SHARED_SECRET_BYTES = 32
 
 
-class KeyFamily(str, Enum):
+class KeyFamily(StrEnum):
     SYMMETRIC = "SYMMETRIC"
     HMAC = "HMAC"
     RSA = "RSA"
@@ -220,7 +220,7 @@ class UsageAlgorithms:
     def metadata_fields(self) -> dict[str, list[str]]:
         """The non-empty lists under their KeyMetadata/GetPublicKeyResponse member names; AWS
         includes only the list that belongs to the key's usage."""
-        fields = {
+        fields: dict[str, tuple[Enum, ...]] = {
             "EncryptionAlgorithms": self.encryption_algorithms,
             "SigningAlgorithms": self.signing_algorithms,
             "MacAlgorithms": self.mac_algorithms,
@@ -273,7 +273,10 @@ class KeySpecInfo:
         return None
 
 
-_RSA_ENCRYPTION = (EncryptionAlgorithmSpec.RSAES_OAEP_SHA_1, EncryptionAlgorithmSpec.RSAES_OAEP_SHA_256)
+_RSA_ENCRYPTION = (
+    EncryptionAlgorithmSpec.RSAES_OAEP_SHA_1,
+    EncryptionAlgorithmSpec.RSAES_OAEP_SHA_256,
+)
 # The order AWS lists them in DescribeKey/GetPublicKey.
 _RSA_SIGNING = (
     SigningAlgorithmSpec.RSASSA_PKCS1_V1_5_SHA_256,
@@ -340,7 +343,9 @@ def _hmac(
         family=KeyFamily.HMAC,
         symmetric=True,
         key_usages=(KeyUsageType.GENERATE_VERIFY_MAC,),
-        usage_algorithms=(UsageAlgorithms(KeyUsageType.GENERATE_VERIFY_MAC, mac_algorithms=(mac,)),),
+        usage_algorithms=(
+            UsageAlgorithms(KeyUsageType.GENERATE_VERIFY_MAC, mac_algorithms=(mac,)),
+        ),
         key_size_bits=bits,
         customer_master_key_spec=cmk,
         hmac_key_length=bits // 8,
@@ -413,9 +418,15 @@ KEY_SPECS: dict[KeySpec, KeySpecInfo] = {
         _rsa(KeySpec.RSA_4096, 4096, _CMK.RSA_4096),
         # AWS pairs each curve with one hash (key spec reference, "Supported signing
         # algorithms for ECC key specs"); only the NIST curves do key agreement.
-        _ecc(KeySpec.ECC_NIST_P256, 256, _CMK.ECC_NIST_P256, _SIG.ECDSA_SHA_256, key_agreement=True),
-        _ecc(KeySpec.ECC_NIST_P384, 384, _CMK.ECC_NIST_P384, _SIG.ECDSA_SHA_384, key_agreement=True),
-        _ecc(KeySpec.ECC_NIST_P521, 521, _CMK.ECC_NIST_P521, _SIG.ECDSA_SHA_512, key_agreement=True),
+        _ecc(
+            KeySpec.ECC_NIST_P256, 256, _CMK.ECC_NIST_P256, _SIG.ECDSA_SHA_256, key_agreement=True
+        ),
+        _ecc(
+            KeySpec.ECC_NIST_P384, 384, _CMK.ECC_NIST_P384, _SIG.ECDSA_SHA_384, key_agreement=True
+        ),
+        _ecc(
+            KeySpec.ECC_NIST_P521, 521, _CMK.ECC_NIST_P521, _SIG.ECDSA_SHA_512, key_agreement=True
+        ),
         _ecc(
             KeySpec.ECC_SECG_P256_K1,
             256,

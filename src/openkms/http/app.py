@@ -129,10 +129,9 @@ class OpenKMSApp:
         request_id = str(uuid.uuid4())
         method = scope["method"]
         path = scope["path"]
-        if method == "GET":
-            if path in ("/healthz", "/readyz", "/"):
-                await self._health(path, request_id, send)
-                return
+        if method == "GET" and path in ("/healthz", "/readyz", "/"):
+            await self._health(path, request_id, send)
+            return
         try:
             body = await self._read_body(scope, receive)
         except OpenKMSError as exc:
@@ -181,12 +180,12 @@ class OpenKMSApp:
             return exc.status, error_body(exc), exc.code
         except StorageError:
             log.exception("storage failure (request %s)", request_id)
-            exc = KMSInternalException("The service could not reach its storage; retry.")
-            return exc.status, error_body(exc), exc.code
+            internal = KMSInternalException("The service could not reach its storage; retry.")
+            return internal.status, error_body(internal), internal.code
         except Exception:
             log.exception("unexpected failure (request %s)", request_id)
-            exc = KMSInternalException("")
-            return exc.status, error_body(exc), exc.code
+            internal = KMSInternalException("")
+            return internal.status, error_body(internal), internal.code
 
     def _authenticate(
         self, scope: Scope, body: bytes, request_id: str
@@ -254,7 +253,7 @@ class OpenKMSApp:
             try:
                 self.runtime.storage.get_meta("root_key_check_value")
                 self.runtime.root.check_value()
-            except Exception:  # noqa: BLE001 - any failure means not ready
+            except Exception:  # any failure means not ready
                 await self._send(send, 503, b'{"status":"unavailable"}', request_id, None)
                 return
         payload = orjson.dumps({"status": "ok", "time": time.time()})

@@ -32,7 +32,6 @@ from __future__ import annotations
 import binascii
 import math
 import re
-from collections.abc import Callable
 from typing import Any, Final
 
 from openkms.errors import SerializationException, UnknownOperationException, ValidationException
@@ -57,8 +56,6 @@ _B64_DIGITS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 _B64_LAST_BEFORE_2PAD: Final = frozenset(_B64_DIGITS[i] for i in range(0, 64, 16))
 _B64_LAST_BEFORE_1PAD: Final = frozenset(_B64_DIGITS[i] for i in range(0, 64, 4))
 _B64_BAD_CHAR: Final = re.compile(r"[^A-Za-z0-9+/=]|=[^=]")
-
-_Report = Callable[[object], str]
 
 
 def _token_name(value: object) -> str:
@@ -246,38 +243,27 @@ class _Integer(_Node):
             self.constraints.append(_value_min(self.min_value))
 
     def convert(self, value: object, prefix: str, name: str, errors: list[str]) -> Any:
-        kind = type(value)
-        if kind is float:
-            number = float(value)  # type: ignore[arg-type]
-            if not number.is_integer():
+        number: int
+        if type(value) is int:
+            number = value
+        elif type(value) is float:
+            if not value.is_integer():
                 # AWS truncates a fraction; openkms refuses to guess what the caller meant.
                 raise SerializationException(
-                    f"Value '{number!r}' at '{prefix + name}' can not be converted to "
+                    f"Value '{value!r}' at '{prefix + name}' can not be converted to "
                     f"{self.target}: it is not a whole number"
                 )
-            value = int(number)
-        elif kind is not int:
+            number = int(value)
+        else:
             raise _scalar_mismatch(value, self.target)
-        assert isinstance(value, int)
-        if value < _JAVA_LONG_MIN or value > _JAVA_LONG_MAX:
+        if number < _JAVA_LONG_MIN or number > _JAVA_LONG_MAX:
             # Past 64 bits Coral's number reader fails without a message.
             raise SerializationException("")
-        if (self.max_value is not None and value > self.max_value) or (
-            self.min_value is not None and value < self.min_value
-        ):
-            path = prefix + name
-            rendered = str(value)
-            if self.max_value is not None and value > self.max_value:
-                errors.append(_entry(rendered, path, _value_max(self.max_value)))
-            else:
-                errors.append(
-                    _entry(
-                        rendered,
-                        path,
-                        _value_min(self.min_value),
-                    )
-                )
-        return value
+        if self.max_value is not None and number > self.max_value:
+            errors.append(_entry(str(number), prefix + name, _value_max(self.max_value)))
+        elif self.min_value is not None and number < self.min_value:
+            errors.append(_entry(str(number), prefix + name, _value_min(self.min_value)))
+        return number
 
 
 class _Boolean(_Node):
@@ -302,9 +288,8 @@ class _Timestamp(_Node):
     __slots__ = ()
 
     def convert(self, value: object, prefix: str, name: str, errors: list[str]) -> Any:
-        kind = type(value)
-        if kind is int or kind is float:
-            seconds = float(value)  # type: ignore[arg-type]
+        if type(value) is int or type(value) is float:
+            seconds = float(value)
             if math.isfinite(seconds):
                 return seconds
             raise SerializationException(

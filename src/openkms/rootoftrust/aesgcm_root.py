@@ -26,9 +26,9 @@ class AesGcmRoot:
             raise ValueError("the root key must be 32 bytes")
         self._aead = AESGCM(root_key)
         # The check value is an HMAC of a fixed label, so it reveals nothing about the key.
-        self._check = hmac.new(root_key, b"openkms root key check value", hashlib.sha256).hexdigest()[
-            :16
-        ]
+        self._check = hmac.new(
+            root_key, b"openkms root key check value", hashlib.sha256
+        ).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(check_value={self._check!r})"

@@ -18,7 +18,7 @@ class RootOfTrust(Protocol):
         ...
 
     def check_value(self) -> str:
-        """A non-secret fingerprint of the root key, stored beside the data to detect a wrong root."""
+        """A non-secret fingerprint of the root key, stored to detect a wrong root key."""
         ...
 
 

@@ -6,6 +6,7 @@ Secret access keys are stored only wrapped by the root of trust, bound to their 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -97,7 +98,5 @@ def create_account(
 
 def ensure_account(storage: Storage, clock: Clock, account_id: str) -> None:
     if storage.get_account(account_id) is None:
-        try:
+        with contextlib.suppress(StorageConflict):
             storage.put_account(AccountRecord(account_id, clock.now()))
-        except StorageConflict:
-            pass

@@ -27,7 +27,7 @@ _RESERVED = "alias/aws/"
 def _check_name(name: str) -> None:
     if not name.startswith(_PREFIX) or len(name) == len(_PREFIX):
         raise ValidationException(
-            "Alias must start with the prefix \"alias/\". Please see "
+            'Alias must start with the prefix "alias/". Please see '
             "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
         )
     if name.startswith(_RESERVED):
@@ -54,7 +54,10 @@ def create_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
     account, region = ctx.principal.account_id, ctx.region
     record = AliasRecord(account, region, name, key.key_id, ctx.now, ctx.now)
     with rt.storage.transaction():
-        if len(rt.storage.list_aliases(account, region, key.key_id, None, MAX_ALIASES_PER_KEY + 1)) >= MAX_ALIASES_PER_KEY:
+        if (
+            len(rt.storage.list_aliases(account, region, key.key_id, None, MAX_ALIASES_PER_KEY + 1))
+            >= MAX_ALIASES_PER_KEY
+        ):
             raise LimitExceededException(
                 f"A KMS key can have at most {MAX_ALIASES_PER_KEY} aliases."
             )

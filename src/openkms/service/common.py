@@ -58,6 +58,4 @@ def tags_from_request(tags: list[dict[str, str]] | None) -> dict[str, str]:
 
 def check_tag_limit(existing: dict[str, str], new: dict[str, str]) -> None:
     if len(set(existing) | set(new)) > MAX_TAGS_PER_KEY:
-        raise LimitExceededException(
-            f"A KMS key can have at most {MAX_TAGS_PER_KEY} tags."
-        )
+        raise LimitExceededException(f"A KMS key can have at most {MAX_TAGS_PER_KEY} tags.")

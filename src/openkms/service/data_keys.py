@@ -22,7 +22,10 @@ def _data_key_length(req: dict[str, Any]) -> int:
         raise ValidationException("Please specify either number of bytes or key spec.")
     if spec is None and count is None:
         raise ValidationException("Please specify either number of bytes or key spec.")
-    return _SPEC_BYTES[spec] if spec is not None else int(count)
+    if spec is not None:
+        return _SPEC_BYTES[spec]
+    assert isinstance(count, int)
+    return count
 
 
 def _generate(

@@ -54,7 +54,7 @@ def encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
     else:
         asymmetric_keys.check_encryption(key, algorithm, req.get("EncryptionContext"))
     dry_run(req)
-    blob, used, material_id = _encrypt_with(
+    blob, used, _material_id = _encrypt_with(
         rt, key, req["Plaintext"], req.get("EncryptionContext"), algorithm, "Encrypt"
     )
     rt.note_usage(key, ctx)

@@ -52,9 +52,7 @@ def _resolve_spec(req: dict[str, Any]) -> tuple[str, str]:
     if spec == KeySpec.SYMMETRIC_DEFAULT.value:
         usage = usage or KeyUsageType.ENCRYPT_DECRYPT.value
         if usage != KeyUsageType.ENCRYPT_DECRYPT.value:
-            raise ValidationException(
-                f"KeyUsage {usage} is not compatible with KeySpec {spec}"
-            )
+            raise ValidationException(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
     return spec, usage or ""
 
 
@@ -162,9 +160,7 @@ def _reload(rt: Runtime, key: KeyRecord) -> KeyRecord:
     return fresh
 
 
-def update_key_description(
-    rt: Runtime, ctx: RequestContext, req: dict[str, Any]
-) -> dict[str, Any]:
+def update_key_description(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
     rt.access.authorize_key(ctx, "kms:UpdateKeyDescription", key)
     with rt.storage.transaction():
@@ -194,9 +190,7 @@ def disable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
     return {}
 
 
-def schedule_key_deletion(
-    rt: Runtime, ctx: RequestContext, req: dict[str, Any]
-) -> dict[str, Any]:
+def schedule_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
     rt.access.authorize_key(ctx, "kms:ScheduleKeyDeletion", key)
     days = req.get("PendingWindowInDays") or DEFAULT_PENDING_WINDOW_DAYS
@@ -287,4 +281,3 @@ def purge_due_keys(rt: Runtime, now: float) -> list[str]:
         rt.alias_cache.clear()
         purged.append(arn)
     return purged
-

@@ -140,7 +140,9 @@ class Runtime:
 
     def unwrap_material(self, record: MaterialRecord) -> bytes:
         try:
-            return self.root.unwrap(record.wrapped, material_aad(record.key_arn, record.material_id))
+            return self.root.unwrap(
+                record.wrapped, material_aad(record.key_arn, record.material_id)
+            )
         except RootOfTrustError as exc:
             # A record the root key cannot open is a server fault, not the caller's.
             raise KMSInternalException("Key material could not be unwrapped.") from exc

@@ -73,8 +73,7 @@ def key_for_blob(
         named = rt.resolve_key(ctx, key_ref)
         if named.arn != arn:
             raise IncorrectKeyException(
-                "The key ID in the request does not identify a CMK that can perform this "
-                "operation."
+                "The key ID in the request does not identify a CMK that can perform this operation."
             )
         return named, parsed
     key = rt.load_key(arn)
@@ -97,5 +96,3 @@ def open_blob(
         raise invalid_ciphertext()
     plaintext = handle.open(parsed.iv, parsed.sealed, parsed.header + canonical_context(context))
     return Opened(key, plaintext, parsed.material_id)
-
-

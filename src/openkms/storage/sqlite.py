@@ -68,7 +68,10 @@ class SqliteStorage:
         self._path = str(path)
         try:
             self._conn = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+                self._path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_ms / 1000,
             )
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -381,9 +384,7 @@ class SqliteStorage:
     def delete_tags(self, key_arn: str, tag_keys: Sequence[str]) -> None:
         with self.transaction():
             for key in tag_keys:
-                self._exec(
-                    "DELETE FROM key_tags WHERE key_arn = ? AND tag_key = ?", (key_arn, key)
-                )
+                self._exec("DELETE FROM key_tags WHERE key_arn = ? AND tag_key = ?", (key_arn, key))
 
     # -- maintenance -------------------------------------------------------------------------
     def reset_kms_data(self) -> None:
