@@ -39,7 +39,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_clock_skew_seconds: int = 900
     cache_ttl_seconds: float = 1.0
-    purge_interval_seconds: float = 60.0
+    scheduler_interval_seconds: float = 60.0
     usage_flush_seconds: float = 1.0
     log_level: str = "warning"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,9 +15,16 @@ import orjson
 from openkms.clock import SystemClock
 from openkms.config import ENV_SETTINGS, Settings, SettingsError, is_loopback
 from openkms.errors import OpenKMSError
-from openkms.http.wiring import RootKeyMismatch, check_root, open_root, open_storage
+from openkms.http.wiring import (
+    RootKeyMismatch,
+    build_runtime,
+    check_root,
+    open_root,
+    open_storage,
+)
 from openkms.rootoftrust.file import RootKeyFileError
 from openkms.service.accounts import IssuedAccessKey, create_account
+from openkms.service.scheduler import run_once
 from openkms.storage.base import StorageError
 
 DEV_ENV_FILE = "dev.env"
@@ -172,6 +181,37 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheduler_run_once(args: argparse.Namespace) -> int:
+    settings = _settings_from_args(args)
+    now = _parse_time(args.now) if args.now else time.time()
+    wired = build_runtime(settings)
+    try:
+        report = run_once(wired.runtime, now)
+    finally:
+        wired.storage.close()
+    print(
+        orjson.dumps(
+            {"Now": now, "Deleted": report.deleted, "Rotated": report.rotated},
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+    )
+    return 0
+
+
+def _parse_time(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise SettingsError(f"--now: {value!r} is neither epoch seconds nor ISO 8601") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="data directory (default ./.openkms)")
     parser.add_argument("--database", help="SQLite database path (default <data-dir>/openkms.db)")
@@ -205,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     lst = asub.add_parser("list", help="list accounts and their access keys")
     _common(lst)
     lst.set_defaults(func=cmd_accounts_list)
+
+    scheduler = sub.add_parser("scheduler", help="run scheduled jobs (deletions, rotations)")
+    ssub = scheduler.add_subparsers(dest="scheduler_command", required=True)
+    once = ssub.add_parser("run-once", help="run every job that is due, then exit")
+    _common(once)
+    once.add_argument("--now", help="the time to act at (epoch seconds or ISO 8601)")
+    once.set_defaults(func=cmd_scheduler_run_once)
     return parser
 
 

@@ -34,7 +34,7 @@ from openkms.protocol.operations import handler_for
 from openkms.protocol.validation import validate_input
 from openkms.service.accounts import ensure_account
 from openkms.service.context import RequestContext
-from openkms.service.keys import purge_due_keys
+from openkms.service.scheduler import run_once
 from openkms.storage.base import StorageError
 
 Scope = MutableMapping[str, Any]
@@ -92,7 +92,7 @@ class OpenKMSApp:
             loop.create_task(self._every(self.settings.usage_flush_seconds, self._flush_usage))
         )
         self._tasks.append(
-            loop.create_task(self._every(self.settings.purge_interval_seconds, self._run_purge))
+            loop.create_task(self._every(self.settings.scheduler_interval_seconds, self._run_purge))
         )
 
     async def _stop_background(self) -> None:
@@ -117,12 +117,14 @@ class OpenKMSApp:
 
     def _run_purge(self) -> None:
         try:
-            purged = purge_due_keys(self.runtime, self.runtime.clock.now())
+            report = run_once(self.runtime, self.runtime.clock.now())
         except StorageError:
-            log.warning("could not purge keys past their deletion window; will retry")
+            log.warning("scheduler: storage unavailable; will retry")
             return
-        for arn in purged:
+        for arn in report.deleted:
             log.info("deleted key %s at the end of its waiting period", arn)
+        for arn in report.rotated:
+            log.info("rotated key %s on its automatic schedule", arn)
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -413,7 +413,12 @@ class _List(_Node):
             scratch: list[str] = []
             for index, item in enumerate(value, 1):
                 if item is not None:
-                    append(member.convert(item, prefix, f"{name}.{index}.member", scratch))
+                    try:
+                        append(member.convert(item, prefix, name, scratch))
+                    except SerializationException:
+                        # Again with the element's own path, which only this message needs.
+                        member.convert(item, prefix, f"{name}.{index}.member", [])
+                        raise
             self._check(out, prefix + name, errors, bool(scratch))
         else:
             inner = f"{prefix}{name}."
@@ -463,7 +468,7 @@ class _List(_Node):
 
 
 class _Map(_Node):
-    __slots__ = ("key", "key_bracket", "max_len", "min_len", "value", "value_bracket")
+    __slots__ = ("key", "key_bracket", "max_len", "min_len", "plain", "value", "value_bracket")
 
     def __init__(self, shape: dict[str, Any]) -> None:
         super().__init__()
@@ -474,6 +479,7 @@ class _Map(_Node):
         self.value: _Node = _Node()
         self.key_bracket = ""
         self.value_bracket = ""
+        self.plain = False
         if self.max_len is not None:
             self.constraints.append(_length_max(self.max_len))
         if self.min_len is not None:
@@ -486,12 +492,25 @@ class _Map(_Node):
         self.value_bracket = (
             "Map value must satisfy constraint: [" + ", ".join(value.constraints) + "]"
         )
+        # A string-to-string map with no constraint anywhere (EncryptionContext) only needs its
+        # values' types checked, which is most of the maps openkms sees.
+        self.plain = (
+            self.min_len is None
+            and self.max_len is None
+            and all(isinstance(node, _String) and not node.has_checks for node in (key, value))
+        )
 
     def convert(self, value: object, prefix: str, name: str, errors: list[str]) -> Any:
         if type(value) is not dict:
             if type(value) is list:
                 raise SerializationException(_START_OF_LIST)
             raise SerializationException(_EXPECTED_MAP)
+        if self.plain:
+            for item in value.values():
+                if type(item) is not str:
+                    break
+            else:
+                return dict(value)
         key_node = self.key
         value_node = self.value
         out: dict[str, Any] = {}

@@ -141,6 +141,13 @@ class MemoryStorage:
             if k.deletion_at is not None and k.deletion_at <= now and k.state == "PendingDeletion"
         ]
 
+    def keys_due_for_rotation(self, now: float) -> list[str]:
+        return [
+            k.arn
+            for k in self._keys.values()
+            if k.rotation_enabled and k.next_rotation_at is not None and k.next_rotation_at <= now
+        ]
+
     def record_key_usage(self, usages: Sequence[KeyUsage]) -> None:
         for usage in usages:
             key = self._keys.get(usage.key_arn)

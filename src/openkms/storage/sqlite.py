@@ -210,8 +210,8 @@ class SqliteStorage:
     # -- keys --------------------------------------------------------------------------------
     def insert_key(self, key: KeyRecord) -> None:
         self._exec(
-            "INSERT INTO kms_keys(arn, account_id, region, key_id, state, deletion_at, doc) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO kms_keys(arn, account_id, region, key_id, state, deletion_at, "
+            "next_rotation_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.arn,
                 key.account_id,
@@ -219,14 +219,22 @@ class SqliteStorage:
                 key.key_id,
                 key.state,
                 key.deletion_at,
+                key.next_rotation_at if key.rotation_enabled else None,
                 orjson.dumps(key.to_doc()).decode(),
             ),
         )
 
     def update_key(self, key: KeyRecord) -> None:
         self._exec(
-            "UPDATE kms_keys SET state = ?, deletion_at = ?, doc = ? WHERE arn = ?",
-            (key.state, key.deletion_at, orjson.dumps(key.to_doc()).decode(), key.arn),
+            "UPDATE kms_keys SET state = ?, deletion_at = ?, next_rotation_at = ?, doc = ? "
+            "WHERE arn = ?",
+            (
+                key.state,
+                key.deletion_at,
+                key.next_rotation_at if key.rotation_enabled else None,
+                orjson.dumps(key.to_doc()).decode(),
+                key.arn,
+            ),
         )
 
     def get_key(self, arn: str) -> KeyRecord | None:
@@ -260,6 +268,13 @@ class SqliteStorage:
         rows = self._all(
             "SELECT arn FROM kms_keys WHERE deletion_at IS NOT NULL AND deletion_at <= ? "
             "AND state = 'PendingDeletion'",
+            (now,),
+        )
+        return [str(r["arn"]) for r in rows]
+
+    def keys_due_for_rotation(self, now: float) -> list[str]:
+        rows = self._all(
+            "SELECT arn FROM kms_keys WHERE next_rotation_at IS NOT NULL AND next_rotation_at <= ?",
             (now,),
         )
         return [str(r["arn"]) for r in rows]
