@@ -163,7 +163,8 @@ class ParsedAuthorization:
 
 
 class SecretLookup(Protocol):
-    def __call__(self, access_key_id: str) -> bytes | None:
+    # Positional-only, so that any ``Callable[[str], bytes | None]`` qualifies.
+    def __call__(self, access_key_id: str, /) -> bytes | None:
         """The secret access key (UTF-8 bytes) or None if the key id is unknown."""
         ...
 

@@ -382,13 +382,16 @@ class _Blob(_Node):
 
 
 class _List(_Node):
-    __slots__ = ("bracket", "max_len", "member", "min_len")
+    __slots__ = ("bracket", "max_len", "max_size", "member", "min_len", "min_size")
 
     def __init__(self, shape: dict[str, Any]) -> None:
         super().__init__()
         self.scalar = False
         self.min_len: int | None = shape.get("min")
         self.max_len: int | None = shape.get("max")
+        # The same bounds as plain ints, so the common case is two comparisons.
+        self.min_size: int = self.min_len or 0
+        self.max_size: int = _JAVA_LONG_MAX if self.max_len is None else self.max_len
         self.member: _Node = _Node()  # replaced by the compiler, which may recurse
         self.bracket = ""
         if self.max_len is not None:
@@ -406,43 +409,47 @@ class _List(_Node):
                 raise SerializationException(_START_OF_MAP)
             raise SerializationException(_EXPECTED_LIST)
         member = self.member
-        out: list[Any] = []
-        append = out.append
         if member.scalar:
-            # Coral reports a list of scalars once, as a whole, not element by element.
+            # Coral reports a list of scalars once, as a whole, not element by element, so the
+            # elements' own failures only need counting.
             scratch: list[str] = []
-            for index, item in enumerate(value, 1):
-                if item is not None:
-                    try:
-                        append(member.convert(item, prefix, name, scratch))
-                    except SerializationException:
-                        # Again with the element's own path, which only this message needs.
-                        member.convert(item, prefix, f"{name}.{index}.member", [])
-                        raise
-            self._check(out, prefix + name, errors, bool(scratch))
-        else:
-            inner = f"{prefix}{name}."
-            mark = len(errors)
-            for index, item in enumerate(value, 1):
-                if item is not None:
-                    append(member.convert(item, inner, f"{index}.member", errors))
-            if self.min_len is not None or self.max_len is not None:
-                # Length entries belong before those of the elements.
-                length_errors: list[str] = []
-                self._check(out, prefix + name, length_errors, False)
-                errors[mark:mark] = length_errors
+            convert = member.convert
+            try:
+                out = [convert(item, prefix, name, scratch) for item in value if item is not None]
+            except SerializationException:
+                self._raise_with_element_path(value, prefix, name)
+                raise
+            size = len(out)
+            if scratch or size > self.max_size or size < self.min_size:
+                self._report(out, prefix + name, errors, bool(scratch))
+            return out
+        inner = f"{prefix}{name}."
+        mark = len(errors)
+        out = [
+            member.convert(item, inner, f"{index}.member", errors)
+            for index, item in enumerate(value, 1)
+            if item is not None
+        ]
+        size = len(out)
+        if size > self.max_size or size < self.min_size:
+            # Length entries belong before those of the elements.
+            length_errors: list[str] = []
+            self._report(out, prefix + name, length_errors, False)
+            errors[mark:mark] = length_errors
         return out
 
-    def _check(self, items: list[Any], path: str, errors: list[str], members_failed: bool) -> None:
-        size = len(items)
-        too_long = self.max_len is not None and size > self.max_len
-        too_short = self.min_len is not None and size < self.min_len
-        if not (too_long or too_short or members_failed):
-            return
+    def _raise_with_element_path(self, value: list[Any], prefix: str, name: str) -> None:
+        """Convert again, element by element, so a message that names a path names the element."""
+        for index, item in enumerate(value, 1):
+            if item is not None:
+                self.member.convert(item, prefix, f"{name}.{index}.member", [])
+
+    def _report(self, items: list[Any], path: str, errors: list[str], members_failed: bool) -> None:
         rendered = self.render(items)
-        if too_long:
+        size = len(items)
+        if self.max_len is not None and size > self.max_len:
             errors.append(_entry(rendered, path, _length_max(self.max_len)))
-        if too_short:
+        if self.min_len is not None and size < self.min_len:
             errors.append(_entry(rendered, path, _length_min(self.min_len)))
         if members_failed:
             errors.append(_entry(rendered, path, self.bracket))

@@ -112,6 +112,29 @@ class Storage(Protocol):
 
     def delete_tags(self, key_arn: str, tag_keys: Sequence[str]) -> None: ...
 
+    # -- documents (IAM, STS sessions, grants ...) --------------------------------------------
+    def put_document(
+        self, kind: str, scope: str, name: str, doc: str, now: float, *, create_only: bool = False
+    ) -> None:
+        """Stores a JSON document; with ``create_only`` an existing one raises StorageConflict."""
+        ...
+
+    def get_document(self, kind: str, scope: str, name: str) -> str | None: ...
+
+    def list_documents(
+        self,
+        kind: str,
+        scope: str,
+        *,
+        prefix: str = "",
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[str, str]]:
+        """(name, doc) ordered by name."""
+        ...
+
+    def delete_document(self, kind: str, scope: str, name: str) -> bool: ...
+
     # -- maintenance -------------------------------------------------------------------------
     def reset_kms_data(self) -> None:
         """Deletes every key, material, alias and tag (accounts and access keys stay)."""

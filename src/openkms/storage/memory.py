@@ -30,6 +30,7 @@ class MemoryStorage:
         self._materials: dict[tuple[str, str], MaterialRecord] = {}
         self._aliases: dict[tuple[str, str, str], AliasRecord] = {}
         self._tags: dict[str, dict[str, str]] = {}
+        self._documents: dict[tuple[str, str, str], str] = {}
 
     def _state(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k not in ("_lock", "_depth")}
@@ -221,6 +222,36 @@ class MemoryStorage:
         current = self._tags.get(key_arn, {})
         for key in tag_keys:
             current.pop(key, None)
+
+    def put_document(
+        self, kind: str, scope: str, name: str, doc: str, now: float, *, create_only: bool = False
+    ) -> None:
+        ident = (kind, scope, name)
+        if create_only and ident in self._documents:
+            raise StorageConflict("document exists")
+        self._documents[ident] = doc
+
+    def get_document(self, kind: str, scope: str, name: str) -> str | None:
+        return self._documents.get((kind, scope, name))
+
+    def list_documents(
+        self,
+        kind: str,
+        scope: str,
+        *,
+        prefix: str = "",
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[str, str]]:
+        found = sorted(
+            (n, d)
+            for (k, s, n), d in self._documents.items()
+            if k == kind and s == scope and n.startswith(prefix) and n > (after or "")
+        )
+        return found[:limit]
+
+    def delete_document(self, kind: str, scope: str, name: str) -> bool:
+        return self._documents.pop((kind, scope, name), None) is not None
 
     def reset_kms_data(self) -> None:
         self._keys.clear()

@@ -401,6 +401,52 @@ class SqliteStorage:
             for key in tag_keys:
                 self._exec("DELETE FROM key_tags WHERE key_arn = ? AND tag_key = ?", (key_arn, key))
 
+    # -- documents -----------------------------------------------------------------------------
+    def put_document(
+        self, kind: str, scope: str, name: str, doc: str, now: float, *, create_only: bool = False
+    ) -> None:
+        if create_only:
+            self._exec(
+                "INSERT INTO documents(kind, scope, name, doc, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (kind, scope, name, doc, now),
+            )
+            return
+        self._exec(
+            "INSERT INTO documents(kind, scope, name, doc, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(kind, scope, name) DO UPDATE SET doc = excluded.doc, "
+            "updated_at = excluded.updated_at",
+            (kind, scope, name, doc, now),
+        )
+
+    def get_document(self, kind: str, scope: str, name: str) -> str | None:
+        row = self._one(
+            "SELECT doc FROM documents WHERE kind = ? AND scope = ? AND name = ?",
+            (kind, scope, name),
+        )
+        return None if row is None else str(row["doc"])
+
+    def list_documents(
+        self,
+        kind: str,
+        scope: str,
+        *,
+        prefix: str = "",
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[str, str]]:
+        rows = self._all(
+            "SELECT name, doc FROM documents WHERE kind = ? AND scope = ? AND name > ? "
+            "AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
+            (kind, scope, after or "", len(prefix), prefix, limit),
+        )
+        return [(str(r["name"]), str(r["doc"])) for r in rows]
+
+    def delete_document(self, kind: str, scope: str, name: str) -> bool:
+        cursor = self._exec(
+            "DELETE FROM documents WHERE kind = ? AND scope = ? AND name = ?", (kind, scope, name)
+        )
+        return cursor.rowcount > 0
+
     # -- maintenance -------------------------------------------------------------------------
     def reset_kms_data(self) -> None:
         with self.transaction():
