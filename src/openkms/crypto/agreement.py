@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from openkms.crypto import keyspecs
-from openkms.crypto.asymmetric import PrivateKeyHandle
+from openkms.crypto.asymmetric import PrivateKeyHandle, is_subject_public_key_info
 from openkms.errors import InvalidKeyUsageException, ValidationException
 from openkms.types import KeyAgreementAlgorithmSpec, KeyUsageType
 
@@ -44,12 +44,15 @@ def derive_shared_secret(
     private = handle.key
     if not isinstance(private, ec.EllipticCurvePrivateKey):  # pragma: no cover - table guards
         raise InvalidKeyUsageException(f"Key spec {spec.value} cannot derive shared secrets.")
+    not_spki = ValidationException(
+        "The public key must be a DER-encoded X.509 SubjectPublicKeyInfo."
+    )
+    if not is_subject_public_key_info(peer_public_key_der):
+        raise not_spki
     try:
         peer = serialization.load_der_public_key(peer_public_key_der)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ValidationException(
-            "The public key must be a DER-encoded X.509 SubjectPublicKeyInfo."
-        ) from exc
+        raise not_spki from exc
     if not isinstance(peer, ec.EllipticCurvePublicKey) or peer.curve.name != private.curve.name:
         raise ValidationException(
             f"The public key must be on the same elliptic curve as key spec {spec.value}."

@@ -244,6 +244,68 @@ def generate_private_key(spec: KeySpec) -> bytes:
     raise ValueError(f"no generator for {spec.value}")  # pragma: no cover - table is complete
 
 
+def _der_elements(der: bytes) -> list[tuple[int, bytes]] | None:
+    """The (tag, content) pairs inside one outer DER SEQUENCE spanning all of ``der``, or None.
+
+    Only enough DER to tell the container formats apart (pyca also accepts PKCS#1 and SEC1
+    private keys and PKCS#1 public keys, which KMS does not); the libraries parse the rest."""
+
+    def read(pos: int) -> tuple[int, int, int] | None:
+        if pos + 2 > len(der):
+            return None
+        tag, first = der[pos], der[pos + 1]
+        pos += 2
+        if first < 0x80:
+            length = first
+        else:
+            count = first & 0x7F
+            if count == 0 or count > 4 or pos + count > len(der):
+                return None
+            length = int.from_bytes(der[pos : pos + count], "big")
+            pos += count
+        if pos + length > len(der):
+            return None
+        return tag, pos, pos + length
+
+    outer = read(0)
+    if outer is None or outer[0] != 0x30 or outer[2] != len(der):
+        return None
+    elements: list[tuple[int, bytes]] = []
+    pos = outer[1]
+    while pos < outer[2]:
+        item = read(pos)
+        if item is None:
+            return None
+        elements.append((item[0], der[item[1] : item[2]]))
+        pos = item[2]
+    return elements
+
+
+def is_private_key_info(der: bytes) -> bool:
+    """True for the shape of PKCS#8 PrivateKeyInfo / OneAsymmetricKey (RFC 5958):
+    SEQUENCE { INTEGER 0|1, SEQUENCE algorithm, OCTET STRING privateKey, ... }."""
+    elements = _der_elements(der)
+    return (
+        elements is not None
+        and len(elements) >= 3
+        and elements[0] in ((0x02, b"\x00"), (0x02, b"\x01"))
+        and elements[1][0] == 0x30
+        and elements[2][0] == 0x04
+    )
+
+
+def is_subject_public_key_info(der: bytes) -> bool:
+    """True for the shape of X.509 SubjectPublicKeyInfo (RFC 5280):
+    SEQUENCE { SEQUENCE algorithm, BIT STRING subjectPublicKey }."""
+    elements = _der_elements(der)
+    return (
+        elements is not None
+        and len(elements) == 2
+        and elements[0][0] == 0x30
+        and elements[1][0] == 0x03
+    )
+
+
 def _mismatch(spec: KeySpec) -> IncorrectKeyMaterialException:
     # Names the spec only: nothing of the material reaches the message.
     return IncorrectKeyMaterialException(
@@ -285,6 +347,8 @@ def load_private_key(spec: KeySpec, pkcs8_der: bytes) -> PrivateKeyHandle:
     IncorrectKeyMaterialException for material that is not a ``spec`` key.
     """
     info = _asymmetric_info(spec)
+    if not is_private_key_info(pkcs8_der):
+        raise _mismatch(spec)
     if spec is KeySpec.ML_KEM_512:
         return PrivateKeyHandle(spec, _load_mlkem512(pkcs8_der, private=True))
     try:
@@ -299,6 +363,8 @@ def load_private_key(spec: KeySpec, pkcs8_der: bytes) -> PrivateKeyHandle:
 def load_public_key(spec: KeySpec, spki_der: bytes) -> PublicKeyHandle:
     """Parse a DER SubjectPublicKeyInfo and check that it is a ``spec`` key."""
     info = _asymmetric_info(spec)
+    if not is_subject_public_key_info(spki_der):
+        raise _mismatch(spec)
     if spec is KeySpec.ML_KEM_512:
         return PublicKeyHandle(spec, _load_mlkem512(spki_der, private=False), bytes(spki_der))
     try:

@@ -46,6 +46,7 @@ log = logging.getLogger("openkms.http")
 
 _JSON_TYPE = b"application/x-amz-json-1.1"
 _TARGET_PREFIX = TARGET_PREFIX + "."
+_SERVICES = frozenset({"kms", "iam", "sts"})
 
 
 class OpenKMSApp:
@@ -142,8 +143,8 @@ class OpenKMSApp:
         if method == "POST" and path == "/_openkms/reset":
             await self._reset(scope, body, request_id, send)
             return
-        status, payload, error_type = self._dispatch(scope, body, request_id)
-        await self._send(send, status, payload, request_id, error_type)
+        status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
+        await self._send(send, status, payload, request_id, error_type, content_type)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
@@ -171,27 +172,54 @@ class OpenKMSApp:
 
     def _dispatch(
         self, scope: Scope, body: bytes, request_id: str
-    ) -> tuple[int, bytes, str | None]:
+    ) -> tuple[int, bytes, str | None, bytes]:
+        """(status, payload, error type, content type)."""
         try:
-            ctx, operation = self._authenticate(scope, body, request_id)
+            ctx, service, operation = self._authenticate(scope, body, request_id)
+            if service != "kms":
+                return self._query_api(service, ctx, scope, body)
             handler = handler_for(operation)
             params = validate_input(operation, codec.decode_body(body))
             result = handler(self.runtime, ctx, params)
-            return 200, codec.encode(result), None
+            return 200, codec.encode(result), None, _JSON_TYPE
         except OpenKMSError as exc:
-            return exc.status, error_body(exc), exc.code
+            service = _scope_service(scope)
+            if service in ("iam", "sts"):
+                from openkms.iam.dispatch import render_error
+
+                status, payload, code = render_error(service, exc, request_id)
+                return status, payload, code, b"text/xml"
+            return exc.status, error_body(exc), exc.code, _JSON_TYPE
         except StorageError:
             log.exception("storage failure (request %s)", request_id)
             internal = KMSInternalException("The service could not reach its storage; retry.")
-            return internal.status, error_body(internal), internal.code
+            return internal.status, error_body(internal), internal.code, _JSON_TYPE
         except Exception:
             log.exception("unexpected failure (request %s)", request_id)
             internal = KMSInternalException("")
-            return internal.status, error_body(internal), internal.code
+            return internal.status, error_body(internal), internal.code, _JSON_TYPE
+
+    def _query_api(
+        self, service: str, ctx: RequestContext, scope: Scope, body: bytes
+    ) -> tuple[int, bytes, str | None, bytes]:
+        """IAM and STS (AWS Query protocol, XML), served on the same port."""
+        from openkms.iam.dispatch import IamDeps, handle_query
+
+        deps = IamDeps(
+            storage=self.runtime.storage,
+            root=self.wired.root,
+            clock=self.runtime.clock,
+            partition=self.settings.partition,
+            access=self.runtime.access,
+        )
+        query = scope.get("query_string", b"").decode("latin-1")
+        status, payload, error_type = handle_query(deps, service, ctx, body, query)
+        return status, payload, error_type, b"text/xml"
 
     def _authenticate(
         self, scope: Scope, body: bytes, request_id: str
-    ) -> tuple[RequestContext, str]:
+    ) -> tuple[RequestContext, str, str]:
+        """(context, signing service, KMS operation or "")."""
         headers: list[tuple[str, str]] = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
         ]
@@ -209,11 +237,12 @@ class OpenKMSApp:
         )
         permissive = self.settings.accept_any_credentials
         verified = self.verifier.verify(request, check_signature=not permissive)
-        if verified.service != "kms":
+        service = verified.service
+        if service not in _SERVICES:
             raise InvalidSignatureException(
                 "Credential should be scoped to correct service: 'kms'. "
             )
-        if not target.startswith(_TARGET_PREFIX):
+        if service == "kms" and not target.startswith(_TARGET_PREFIX):
             raise UnknownOperationException("")
         if permissive:
             principal = self.identities.permissive_principal(
@@ -221,7 +250,7 @@ class OpenKMSApp:
             )
         else:
             principal = self.identities.principal_for(verified.access_key_id)
-        operation = target[len(_TARGET_PREFIX) :]
+        operation = target[len(_TARGET_PREFIX) :] if service == "kms" else ""
         client = scope.get("client") or ("", 0)
         user_agent = ""
         for name, value in headers:
@@ -238,7 +267,7 @@ class OpenKMSApp:
             user_agent=user_agent,
             secure_transport=scope.get("scheme") == "https",
         )
-        return ctx, operation
+        return ctx, service, operation
 
     async def _reset(self, scope: Scope, body: bytes, request_id: str, send: Send) -> None:
         if not self.settings.accept_any_credentials:
@@ -265,10 +294,16 @@ class OpenKMSApp:
         await self._send(send, exc.status, error_body(exc), request_id, exc.code)
 
     async def _send(
-        self, send: Send, status: int, payload: bytes, request_id: str, error_type: str | None
+        self,
+        send: Send,
+        status: int,
+        payload: bytes,
+        request_id: str,
+        error_type: str | None,
+        content_type: bytes = _JSON_TYPE,
     ) -> None:
         headers = [
-            (b"content-type", _JSON_TYPE),
+            (b"content-type", content_type),
             (b"content-length", str(len(payload)).encode()),
             (b"x-amzn-requestid", request_id.encode()),
         ]
@@ -276,6 +311,19 @@ class OpenKMSApp:
             headers.append((b"x-amzn-errortype", error_type.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _scope_service(scope: Scope) -> str:
+    """The service named by the request's credential scope, for choosing the error format."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            _, _, rest = value.partition(b"Credential=")
+            parts = rest.split(b",", 1)[0].split(b"/")
+            return parts[3].decode("latin-1") if len(parts) >= 5 else ""
+    query = scope.get("query_string", b"")
+    _, _, rest = query.partition(b"X-Amz-Credential=")
+    parts = rest.split(b"&", 1)[0].replace(b"%2F", b"/").split(b"/")
+    return parts[3].decode("latin-1") if len(parts) >= 5 else ""
 
 
 def _too_large(limit: int) -> RequestEntityTooLarge:
