@@ -170,7 +170,7 @@ class MemoryStorage:
 
     def list_materials(self, key_arn: str) -> list[MaterialRecord]:
         found = [m for k, m in self._materials.items() if k[0] == key_arn]
-        return sorted(found, key=lambda m: (m.created_at, m.material_id))
+        return sorted(found, key=lambda m: m.created_at)  # stable: insertion order breaks ties
 
     def insert_alias(self, alias: AliasRecord) -> None:
         ident = (alias.account_id, alias.region, alias.alias_name)

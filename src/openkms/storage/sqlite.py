@@ -322,7 +322,7 @@ class SqliteStorage:
 
     def list_materials(self, key_arn: str) -> list[MaterialRecord]:
         rows = self._all(
-            "SELECT * FROM key_materials WHERE key_arn = ? ORDER BY created_at, material_id",
+            "SELECT * FROM key_materials WHERE key_arn = ? ORDER BY created_at, rowid",
             (key_arn,),
         )
         return [_material_from_row(r) for r in rows]
