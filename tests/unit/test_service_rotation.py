@@ -40,7 +40,9 @@ def test_automatic_rotation_over_years_keeps_every_version_decrypting() -> None:
     assert {r["RotationType"] for r in rotations} == {"AUTOMATIC"}
     for blob, plaintext in blobs:
         assert h.call(encryption.decrypt, {"CiphertextBlob": blob})["Plaintext"] == plaintext
-    materials = {h.call(encryption.decrypt, {"CiphertextBlob": b})["KeyMaterialId"] for b, _ in blobs}
+    materials = {
+        h.call(encryption.decrypt, {"CiphertextBlob": b})["KeyMaterialId"] for b, _ in blobs
+    }
     assert len(materials) == 12
 
 

@@ -49,7 +49,7 @@ def create_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
     name = req["AliasName"]
     _check_name(name)
     key = _target(rt, ctx, req["TargetKeyId"])
-    rt.access.authorize_key(ctx, "kms:CreateAlias", key)
+    rt.access.authorize_key(ctx, "kms:CreateAlias", key, req)
     require_not_pending_deletion(key)
     account, region = ctx.principal.account_id, ctx.region
     record = AliasRecord(account, region, name, key.key_id, ctx.now, ctx.now)
@@ -87,9 +87,9 @@ def update_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
     alias = _existing(rt, ctx, name)
     old_arn = rt.key_arn_for(alias.account_id, alias.region, alias.key_id)
     old_key = rt.load_key(old_arn)
-    rt.access.authorize_key(ctx, "kms:UpdateAlias", new_key)
+    rt.access.authorize_key(ctx, "kms:UpdateAlias", new_key, req)
     if old_key is not None:
-        rt.access.authorize_key(ctx, "kms:UpdateAlias", old_key)
+        rt.access.authorize_key(ctx, "kms:UpdateAlias", old_key, req)
         if (old_key.key_spec, old_key.key_usage) != (new_key.key_spec, new_key.key_usage):
             raise ValidationException(
                 f"{old_key.arn} key usage and spec must match {new_key.arn} key usage and spec."
@@ -113,7 +113,7 @@ def delete_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
     alias = _existing(rt, ctx, name)
     key = rt.load_key(rt.key_arn_for(alias.account_id, alias.region, alias.key_id))
     if key is not None:
-        rt.access.authorize_key(ctx, "kms:DeleteAlias", key)
+        rt.access.authorize_key(ctx, "kms:DeleteAlias", key, req)
     rt.storage.delete_alias(alias.account_id, alias.region, name)
     rt.forget_alias(alias.account_id, alias.region, name)
     return {}
@@ -125,10 +125,10 @@ def list_aliases(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
     key_id: str | None = None
     if req.get("KeyId") is not None:
         key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-        rt.access.authorize_key(ctx, "kms:ListAliases", key)
+        rt.access.authorize_key(ctx, "kms:ListAliases", key, req)
         key_id = key.key_id
     else:
-        rt.access.authorize_account(ctx, "kms:ListAliases", "*")
+        rt.access.authorize_account(ctx, "kms:ListAliases", "*", req)
     account, region = ctx.principal.account_id, ctx.region
     aliases = rt.storage.list_aliases(account, region, key_id, after, limit + 1)
     result: dict[str, Any] = {

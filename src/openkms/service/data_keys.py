@@ -32,7 +32,7 @@ def _generate(
     rt: Runtime, ctx: RequestContext, req: dict[str, Any], action: str, operation: str
 ) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"])
-    rt.access.authorize_key(ctx, action, key)
+    rt.access.authorize_key(ctx, action, key, req)
     length = _data_key_length(req)
     require_usable_for_crypto(key)
     require_encrypt_decrypt(key, operation)

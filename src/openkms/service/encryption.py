@@ -45,7 +45,7 @@ def _encrypt_with(
 
 def encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"])
-    rt.access.authorize_key(ctx, "kms:Encrypt", key)
+    rt.access.authorize_key(ctx, "kms:Encrypt", key, req)
     algorithm = req.get("EncryptionAlgorithm")
     require_usable_for_crypto(key)
     require_encrypt_decrypt(key, "Encrypt")
@@ -79,7 +79,7 @@ def _decrypt_any(
                 "KeyId is required when the encryption algorithm is " + str(algorithm)
             )
         key = rt.resolve_key(ctx, key_ref)
-        rt.access.authorize_key(ctx, action, key)
+        rt.access.authorize_key(ctx, action, key, req)
         require_usable_for_crypto(key)
         require_encrypt_decrypt(key, "Decrypt")
         asymmetric_keys.check_encryption(key, algorithm, context)
@@ -89,11 +89,11 @@ def _decrypt_any(
         if key_ref is None:
             raise ValidationException("KeyId is required with the IGNORE_CIPHERTEXT modifier.")
         key = rt.resolve_key(ctx, key_ref)
-        rt.access.authorize_key(ctx, action, key)
+        rt.access.authorize_key(ctx, action, key, req)
         require_usable_for_crypto(key)
         dry_run(req)
     key, parsed = key_for_blob(rt, ctx, blob, key_ref)
-    rt.access.authorize_key(ctx, action, key)
+    rt.access.authorize_key(ctx, action, key, req)
     require_usable_for_crypto(key)
     require_encrypt_decrypt(key, "Decrypt")
     if not is_symmetric(key):
@@ -138,7 +138,7 @@ def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
             "constraint: Member must not be null"
         )
     destination = rt.resolve_key(ctx, req["DestinationKeyId"])
-    rt.access.authorize_key(ctx, "kms:ReEncryptTo", destination)
+    rt.access.authorize_key(ctx, "kms:ReEncryptTo", destination, req)
     dest_algorithm = req.get("DestinationEncryptionAlgorithm")
     dest_context = req.get("DestinationEncryptionContext")
     require_usable_for_crypto(destination)

@@ -59,7 +59,7 @@ def check_policy(rt: Runtime, ctx: RequestContext, policy: str, *, bypass: bool)
 
 def get_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:GetKeyPolicy", key)
+    rt.access.authorize_key(ctx, "kms:GetKeyPolicy", key, req)
     name = req.get("PolicyName") or POLICY_NAME
     if name != POLICY_NAME:
         raise NotFoundException("No such policy exists")
@@ -68,13 +68,13 @@ def get_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dic
 
 def list_key_policies(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:ListKeyPolicies", key)
+    rt.access.authorize_key(ctx, "kms:ListKeyPolicies", key, req)
     return {"PolicyNames": [POLICY_NAME], "Truncated": False}
 
 
 def put_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:PutKeyPolicy", key)
+    rt.access.authorize_key(ctx, "kms:PutKeyPolicy", key, req)
     name = req.get("PolicyName") or POLICY_NAME
     if name != POLICY_NAME:
         raise NotFoundException("No such policy exists")

@@ -77,7 +77,7 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         )
     tags = tags_from_request(req.get("Tags"))
     check_tag_limit({}, tags)
-    rt.access.authorize_account(ctx, "kms:CreateKey", "*")
+    rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
     account = ctx.principal.account_id
     policy = req.get("Policy")
     if policy is None:
@@ -130,12 +130,12 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 def describe_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"])
-    rt.access.authorize_key(ctx, "kms:DescribeKey", key)
+    rt.access.authorize_key(ctx, "kms:DescribeKey", key, req)
     return {"KeyMetadata": key_metadata(key)}
 
 
 def list_keys(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    rt.access.authorize_account(ctx, "kms:ListKeys", "*")
+    rt.access.authorize_account(ctx, "kms:ListKeys", "*", req)
     limit = req.get("Limit") or 100
     after = decode_marker(req.get("Marker"))
     keys = rt.storage.list_keys(ctx.principal.account_id, ctx.region, after, limit + 1)
@@ -162,7 +162,7 @@ def _reload(rt: Runtime, key: KeyRecord) -> KeyRecord:
 
 def update_key_description(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:UpdateKeyDescription", key)
+    rt.access.authorize_key(ctx, "kms:UpdateKeyDescription", key, req)
     with rt.storage.transaction():
         key = _reload(rt, key)
         require_not_pending_deletion(key)
@@ -172,7 +172,7 @@ def update_key_description(rt: Runtime, ctx: RequestContext, req: dict[str, Any]
 
 def enable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:EnableKey", key)
+    rt.access.authorize_key(ctx, "kms:EnableKey", key, req)
     with rt.storage.transaction():
         key = _reload(rt, key)
         require_enable_disable_allowed(key)
@@ -182,7 +182,7 @@ def enable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 def disable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:DisableKey", key)
+    rt.access.authorize_key(ctx, "kms:DisableKey", key, req)
     with rt.storage.transaction():
         key = _reload(rt, key)
         require_enable_disable_allowed(key)
@@ -192,7 +192,7 @@ def disable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
 
 def schedule_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:ScheduleKeyDeletion", key)
+    rt.access.authorize_key(ctx, "kms:ScheduleKeyDeletion", key, req)
     days = req.get("PendingWindowInDays") or DEFAULT_PENDING_WINDOW_DAYS
     if not MIN_PENDING_WINDOW_DAYS <= days <= MAX_PENDING_WINDOW_DAYS:
         bound, word = (
@@ -227,7 +227,7 @@ def schedule_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
 
 def cancel_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:CancelKeyDeletion", key)
+    rt.access.authorize_key(ctx, "kms:CancelKeyDeletion", key, req)
     with rt.storage.transaction():
         key = _reload(rt, key)
         if key.state != KeyState.PENDING_DELETION.value:
@@ -243,7 +243,7 @@ def cancel_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
 
 def get_key_last_usage(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"])
-    rt.access.authorize_key(ctx, "kms:GetKeyLastUsage", key)
+    rt.access.authorize_key(ctx, "kms:GetKeyLastUsage", key, req)
     result: dict[str, Any] = {
         "KeyId": key.arn,
         "KeyCreationDate": key.created_at,

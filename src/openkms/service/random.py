@@ -11,7 +11,7 @@ from openkms.service.runtime import Runtime
 
 
 def generate_random(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    rt.access.authorize_account(ctx, "kms:GenerateRandom", "*")
+    rt.access.authorize_account(ctx, "kms:GenerateRandom", "*", req)
     if req.get("CustomKeyStoreId"):
         raise UnsupportedOperationException(
             "GenerateRandom from a custom key store is not supported by this openkms build yet."

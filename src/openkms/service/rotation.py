@@ -60,7 +60,7 @@ def _fresh(rt: Runtime, arn: str) -> KeyRecord:
 
 def enable_key_rotation(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:EnableKeyRotation", key)
+    rt.access.authorize_key(ctx, "kms:EnableKeyRotation", key, req)
     period = req.get("RotationPeriodInDays") or DEFAULT_ROTATION_PERIOD_DAYS
     with rt.storage.transaction():
         key = _fresh(rt, key.arn)
@@ -84,7 +84,7 @@ def enable_key_rotation(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
 
 def disable_key_rotation(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:DisableKeyRotation", key)
+    rt.access.authorize_key(ctx, "kms:DisableKeyRotation", key, req)
     with rt.storage.transaction():
         key = _fresh(rt, key.arn)
         _require_rotatable(key)
@@ -98,7 +98,7 @@ def get_key_rotation_status(
     rt: Runtime, ctx: RequestContext, req: dict[str, Any]
 ) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:GetKeyRotationStatus", key)
+    rt.access.authorize_key(ctx, "kms:GetKeyRotationStatus", key, req)
     _require_rotatable(key)
     result: dict[str, Any] = {"KeyId": key.arn, "KeyRotationEnabled": key.rotation_enabled}
     if key.rotation_enabled:
@@ -148,7 +148,7 @@ def _rotate(rt: Runtime, key: KeyRecord, now: float, rotation_type: str) -> KeyR
 
 def rotate_key_on_demand(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:RotateKeyOnDemand", key)
+    rt.access.authorize_key(ctx, "kms:RotateKeyOnDemand", key, req)
     with rt.storage.transaction():
         key = _fresh(rt, key.arn)
         _require_rotatable(key, on_demand=True)
@@ -165,7 +165,7 @@ def rotate_key_on_demand(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) 
 
 def list_key_rotations(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:ListKeyRotations", key)
+    rt.access.authorize_key(ctx, "kms:ListKeyRotations", key, req)
     _require_rotatable(key)
     include_all = req.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
     limit = req.get("Limit") or 100

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from openkms.clock import Clock
 from openkms.crypto.aead import SymmetricKey
@@ -58,6 +59,9 @@ class Runtime:
         )
         self.material_cache: TtlCache[tuple[str, str], object] = TtlCache(
             s.material_cache_entries, s.material_cache_seconds, **kwargs
+        )
+        self.grant_cache: TtlCache[str, list[Any]] = TtlCache(
+            100_000, s.cache_ttl_seconds, **kwargs
         )
         self._usage_lock = threading.Lock()
         self._pending_usage: dict[str, KeyUsage] = {}
@@ -133,6 +137,19 @@ class Runtime:
             raise NotFoundException(f"Key '{arn}' does not exist")
         ctx.resources.append(arn)
         return key
+
+    def grants(self, key_arn: str) -> list[Any]:
+        """The key's grants (GrantRecord), cached for at most the cache TTL."""
+        cached = self.grant_cache.get(key_arn)
+        if cached is None:
+            from openkms.service.grants import grants_for_key
+
+            cached = grants_for_key(self, key_arn)
+            self.grant_cache.put(key_arn, cached)
+        return cached
+
+    def forget_grants(self, key_arn: str) -> None:
+        self.grant_cache.pop(key_arn)
 
     # -- key material ------------------------------------------------------------------------
     def wrap_material(self, arn: str, material_id: str, plaintext: bytes) -> bytes:

@@ -12,7 +12,7 @@ from openkms.service.runtime import Runtime
 
 def tag_resource(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:TagResource", key)
+    rt.access.authorize_key(ctx, "kms:TagResource", key, req)
     require_not_pending_deletion(key)
     tags = tags_from_request(req["Tags"])
     with rt.storage.transaction():
@@ -23,7 +23,7 @@ def tag_resource(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
 
 def untag_resource(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:UntagResource", key)
+    rt.access.authorize_key(ctx, "kms:UntagResource", key, req)
     require_not_pending_deletion(key)
     rt.storage.delete_tags(key.arn, req["TagKeys"])
     return {}
@@ -31,7 +31,7 @@ def untag_resource(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dic
 
 def list_resource_tags(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
-    rt.access.authorize_key(ctx, "kms:ListResourceTags", key)
+    rt.access.authorize_key(ctx, "kms:ListResourceTags", key, req)
     limit = req.get("Limit") or 50
     after = decode_marker(req.get("Marker")) or ""
     items = [(k, v) for k, v in rt.storage.get_tags(key.arn).items() if k > after]

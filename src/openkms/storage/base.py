@@ -69,7 +69,8 @@ class Storage(Protocol):
     ) -> list[KeyRecord]: ...
 
     def delete_key(self, arn: str) -> None:
-        """Removes the key with its material, aliases and tags."""
+        """Removes the key with its material, aliases, tags and ``kms-*`` documents (grants)
+        scoped by its ARN."""
         ...
 
     def keys_due_for_deletion(self, now: float) -> list[str]: ...
@@ -137,7 +138,8 @@ class Storage(Protocol):
 
     # -- maintenance -------------------------------------------------------------------------
     def reset_kms_data(self) -> None:
-        """Deletes every key, material, alias and tag (accounts and access keys stay)."""
+        """Deletes every key, material, alias, tag and ``kms-*`` document (accounts, access keys
+        and IAM stay)."""
         ...
 
     def iter_wrapped_secrets(self) -> Iterator[tuple[str, bytes]]:

@@ -133,6 +133,11 @@ class MemoryStorage:
                 )
             }
             self._tags.pop(arn, None)
+            self._documents = {
+                k: d
+                for k, d in self._documents.items()
+                if not (k[0].startswith("kms-") and k[1] == arn)
+            }
             self._materials = {k: m for k, m in self._materials.items() if k[0] != arn}
 
     def keys_due_for_deletion(self, now: float) -> list[str]:
@@ -258,6 +263,7 @@ class MemoryStorage:
         self._materials.clear()
         self._aliases.clear()
         self._tags.clear()
+        self._documents = {k: d for k, d in self._documents.items() if not k[0].startswith("kms-")}
 
     def iter_wrapped_secrets(self) -> Iterator[tuple[str, bytes]]:
         for (arn, mid), material in list(self._materials.items()):

@@ -261,6 +261,8 @@ class SqliteStorage:
                 (row["account_id"], row["region"], row["key_id"]),
             )
             self._exec("DELETE FROM key_tags WHERE key_arn = ?", (arn,))
+            # Grants and their name index are scoped by the key ARN.
+            self._exec("DELETE FROM documents WHERE kind LIKE 'kms-%' AND scope = ?", (arn,))
             self._exec("DELETE FROM key_materials WHERE key_arn = ?", (arn,))
             self._exec("DELETE FROM kms_keys WHERE arn = ?", (arn,))
 
@@ -452,6 +454,7 @@ class SqliteStorage:
         with self.transaction():
             for table in ("key_tags", "aliases", "key_materials", "kms_keys"):
                 self._exec(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            self._exec("DELETE FROM documents WHERE kind LIKE 'kms-%'")
 
     def iter_wrapped_secrets(self) -> Iterator[tuple[str, bytes]]:
         for r in self._all("SELECT key_arn, material_id, wrapped FROM key_materials"):

@@ -1,0 +1,291 @@
+"""Grants: CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant.
+
+Grants live in the document store: ``kms-grant`` (scope key ARN, name grant id), with two
+indexes, ``kms-grant-name`` (scope key ARN, name = grant name → grant id, for idempotent
+retries) and ``kms-grant-retiring`` (scope retiring principal, name grant id → key ARN)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from openkms.domain.grant import GrantRecord, decode_token, encode_token
+from openkms.domain.key import KeyRecord, require_usable_for_crypto
+from openkms.errors import (
+    AccessDeniedException,
+    InvalidGrantIdException,
+    InvalidGrantTokenException,
+    LimitExceededException,
+    NotFoundException,
+    ValidationException,
+)
+from openkms.service.common import decode_marker, dry_run, encode_marker
+from openkms.service.context import RequestContext
+from openkms.service.runtime import Runtime
+from openkms.types import GrantOperation, KeySpec, KeyUsageType
+
+MAX_GRANTS_PER_KEY = 50_000
+MAX_GRANT_TOKENS = 10
+KIND = "kms-grant"
+KIND_NAME = "kms-grant-name"
+KIND_RETIRING = "kms-grant-retiring"
+
+# Which grant operations each key usage supports (AWS's "Grant operations" table).
+_COMMON = {"CreateGrant", "DescribeKey", "RetireGrant"}
+_BY_USAGE: dict[str, set[str]] = {
+    "SYMMETRIC": _COMMON
+    | {
+        "Decrypt",
+        "Encrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "ReEncryptFrom",
+        "ReEncryptTo",
+    },
+    KeyUsageType.ENCRYPT_DECRYPT.value: _COMMON
+    | {"Decrypt", "Encrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey"},
+    KeyUsageType.SIGN_VERIFY.value: _COMMON | {"Sign", "Verify", "GetPublicKey"},
+    KeyUsageType.GENERATE_VERIFY_MAC.value: _COMMON | {"GenerateMac", "VerifyMac"},
+    KeyUsageType.KEY_AGREEMENT.value: _COMMON | {"DeriveSharedSecret", "GetPublicKey"},
+    KeyUsageType.ENCAPSULATE_DECAPSULATE.value: _COMMON | {"Decapsulate", "GetPublicKey"},
+}
+
+
+def _usage_class(key: KeyRecord) -> str:
+    return "SYMMETRIC" if key.key_spec == KeySpec.SYMMETRIC_DEFAULT.value else key.key_usage
+
+
+def _check_operations(key: KeyRecord, operations: Sequence[str]) -> None:
+    allowed = _BY_USAGE.get(_usage_class(key), _COMMON)
+    for op in operations:
+        if op not in allowed:
+            raise ValidationException(
+                f"Grant operation {op} is not valid for a KMS key with key spec "
+                f"{key.key_spec} and key usage {key.key_usage}."
+            )
+
+
+def load_grant(rt: Runtime, key_arn: str, grant_id: str) -> GrantRecord | None:
+    doc = rt.storage.get_document(KIND, key_arn, grant_id)
+    return None if doc is None else GrantRecord.from_doc(orjson.loads(doc))
+
+
+def grants_for_key(rt: Runtime, key_arn: str) -> list[GrantRecord]:
+    found: list[GrantRecord] = []
+    after: str | None = None
+    while True:
+        page = rt.storage.list_documents(KIND, key_arn, after=after, limit=1000)
+        found += [GrantRecord.from_doc(orjson.loads(doc)) for _, doc in page]
+        if len(page) < 1000:
+            return found
+        after = page[-1][0]
+
+
+def grants_from_tokens(
+    rt: Runtime, key_arn: str, tokens: Sequence[str] | None
+) -> list[GrantRecord]:
+    """The grants named by a request's GrantTokens that belong to this key (effective at once)."""
+    if not tokens:
+        return []
+    if len(tokens) > MAX_GRANT_TOKENS:
+        raise ValidationException(f"At most {MAX_GRANT_TOKENS} grant tokens are allowed.")
+    found = []
+    for token in tokens:
+        grant_id, token_key = decode_token(token)
+        if token_key != key_arn:
+            continue
+        grant = load_grant(rt, key_arn, grant_id)
+        if grant is None:
+            raise InvalidGrantTokenException("Invalid grant token.")
+        found.append(grant)
+    return found
+
+
+def create_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    for token in req.get("GrantTokens") or []:
+        decode_token(token)
+    rt.access.authorize_key(ctx, "kms:CreateGrant", key, req)
+    grantee = req.get("GranteePrincipal") or req.get("GranteeServicePrincipal")
+    if not grantee:
+        raise ValidationException("GranteePrincipal is required.")
+    operations: list[str] = list(dict.fromkeys(req["Operations"]))
+    if not operations:
+        raise ValidationException("Operations must not be empty.")
+    _check_operations(key, operations)
+    constraints = req.get("Constraints") or {}
+    equals = constraints.get("EncryptionContextEquals")
+    subset = constraints.get("EncryptionContextSubset")
+    if (equals is not None or subset is not None) and key.key_spec != "SYMMETRIC_DEFAULT":
+        raise ValidationException(
+            "Encryption context grant constraints are valid only for symmetric encryption keys."
+        )
+    require_usable_for_crypto(key)
+    dry_run(req)
+    name = req.get("Name")
+    with rt.storage.transaction():
+        if name is not None:
+            existing_id = rt.storage.get_document(KIND_NAME, key.arn, name)
+            if existing_id is not None:
+                existing = load_grant(rt, key.arn, orjson.loads(existing_id))
+                if existing is not None:
+                    return {
+                        "GrantId": existing.grant_id,
+                        "GrantToken": encode_token(existing.grant_id, key.arn),
+                    }
+        count = len(rt.storage.list_documents(KIND, key.arn, limit=MAX_GRANTS_PER_KEY))
+        if count >= MAX_GRANTS_PER_KEY:
+            raise LimitExceededException(
+                f"The key {key.arn} already has the maximum of {MAX_GRANTS_PER_KEY} grants."
+            )
+        grant = GrantRecord(
+            grant_id=os.urandom(32).hex(),
+            key_arn=key.arn,
+            key_id=key.key_id,
+            grantee_principal=grantee,
+            operations=tuple(operations),
+            created_at=ctx.now,
+            issuing_account=f"arn:{rt.partition}:iam::{ctx.principal.account_id}:root",
+            name=name,
+            retiring_principal=req.get("RetiringPrincipal") or req.get("RetiringServicePrincipal"),
+            encryption_context_equals=equals,
+            encryption_context_subset=subset,
+        )
+        rt.storage.put_document(
+            KIND, key.arn, grant.grant_id, orjson.dumps(grant.to_doc()).decode(), ctx.now
+        )
+        if name is not None:
+            rt.storage.put_document(
+                KIND_NAME, key.arn, name, orjson.dumps(grant.grant_id).decode(), ctx.now
+            )
+        if grant.retiring_principal:
+            rt.storage.put_document(
+                KIND_RETIRING,
+                grant.retiring_principal,
+                grant.grant_id,
+                orjson.dumps(key.arn).decode(),
+                ctx.now,
+            )
+    rt.forget_grants(key.arn)
+    return {"GrantId": grant.grant_id, "GrantToken": encode_token(grant.grant_id, key.arn)}
+
+
+def _entry(grant: GrantRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "KeyId": grant.key_arn,
+        "GrantId": grant.grant_id,
+        "CreationDate": grant.created_at,
+        "GranteePrincipal": grant.grantee_principal,
+        "IssuingAccount": grant.issuing_account,
+        "Operations": list(grant.operations),
+    }
+    if grant.name is not None:
+        entry["Name"] = grant.name
+    if grant.retiring_principal is not None:
+        entry["RetiringPrincipal"] = grant.retiring_principal
+    constraints = grant.constraints()
+    if constraints is not None:
+        entry["Constraints"] = constraints
+    return entry
+
+
+def list_grants(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    rt.access.authorize_key(ctx, "kms:ListGrants", key, req)
+    limit = req.get("Limit") or 50
+    after = decode_marker(req.get("Marker"))
+    grants = [
+        g
+        for g in grants_for_key(rt, key.arn)
+        if (req.get("GrantId") is None or g.grant_id == req["GrantId"])
+        and (req.get("GranteePrincipal") is None or g.grantee_principal == req["GranteePrincipal"])
+        and (after is None or g.grant_id > after)
+    ]
+    result: dict[str, Any] = {"Grants": [_entry(g) for g in grants[:limit]]}
+    result["Truncated"] = len(grants) > limit
+    if len(grants) > limit:
+        result["NextMarker"] = encode_marker(grants[limit - 1].grant_id)
+    return result
+
+
+def list_retirable_grants(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    principal = req.get("RetiringPrincipal") or req.get("RetiringServicePrincipal")
+    if not principal:
+        raise ValidationException("RetiringPrincipal is required.")
+    rt.access.authorize_account(ctx, "kms:ListRetirableGrants", "*", req)
+    limit = req.get("Limit") or 50
+    after = decode_marker(req.get("Marker"))
+    index = rt.storage.list_documents(KIND_RETIRING, principal, after=after, limit=limit + 1)
+    grants = []
+    for grant_id, key_arn_json in index:
+        grant = load_grant(rt, orjson.loads(key_arn_json), grant_id)
+        if grant is not None:
+            grants.append(grant)
+    result: dict[str, Any] = {"Grants": [_entry(g) for g in grants[:limit]]}
+    result["Truncated"] = len(index) > limit
+    if len(index) > limit:
+        result["NextMarker"] = encode_marker(index[limit - 1][0])
+    return result
+
+
+def _delete(rt: Runtime, grant: GrantRecord) -> None:
+    with rt.storage.transaction():
+        rt.storage.delete_document(KIND, grant.key_arn, grant.grant_id)
+        if grant.name is not None:
+            rt.storage.delete_document(KIND_NAME, grant.key_arn, grant.name)
+        if grant.retiring_principal:
+            rt.storage.delete_document(KIND_RETIRING, grant.retiring_principal, grant.grant_id)
+    rt.forget_grants(grant.key_arn)
+
+
+def retire_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    token = req.get("GrantToken")
+    if token is not None:
+        grant_id, key_arn = decode_token(token)
+        key = rt.load_key(key_arn)
+        if key is None:
+            raise InvalidGrantTokenException("Invalid grant token.")
+    elif req.get("KeyId") and req.get("GrantId"):
+        key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+        grant_id = req["GrantId"]
+    else:
+        raise ValidationException("Either GrantToken, or KeyId and GrantId, are required.")
+    grant = load_grant(rt, key.arn, grant_id)
+    if grant is None:
+        if token is not None:
+            raise InvalidGrantTokenException("Invalid grant token.")
+        raise NotFoundException(f"Grant {grant_id} does not exist for key {key.arn}")
+    principal = ctx.principal
+    may_retire = (
+        principal.arn == grant.retiring_principal
+        or (principal.arn == grant.grantee_principal and "RetireGrant" in grant.operations)
+        or (principal.kind == "root" and principal.account_id == key.account_id)
+    )
+    if not may_retire:
+        raise AccessDeniedException(
+            f"User: {principal.arn} is not authorized to perform: kms:RetireGrant on resource: "
+            f"{key.arn} because the grant does not name it as a retiring or grantee principal"
+        )
+    dry_run(req)
+    _delete(rt, grant)
+    return {}
+
+
+def revoke_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
+    rt.access.authorize_key(ctx, "kms:RevokeGrant", key, req)
+    grant = load_grant(rt, key.arn, req["GrantId"])
+    if grant is None:
+        raise InvalidGrantIdException(f"Grant {req['GrantId']} does not exist for key {key.arn}")
+    dry_run(req)
+    _delete(rt, grant)
+    return {}
+
+
+# Valid GrantOperation names, for a sanity check against the model in tests.
+ALL_GRANT_OPERATIONS = frozenset(op.value for op in GrantOperation)
