@@ -474,20 +474,20 @@ class SigV4Verifier:
             amz_date = _joined(headers.get("x-amz-date"))
             http_date = "" if amz_date else _joined(headers.get("date"))
             date_text = amz_date or http_date
-            problems = [
-                f"Authorization header requires '{p}' parameter."
-                for p in _AUTH_PARAMETERS
-                if not params.get(p)
-            ]
-            if not date_text:
-                problems.append(MSG_REQUIRES_DATE)
-            if problems:
+            credential = params.get("Credential", "")
+            signature = params.get("Signature", "")
+            signed_headers_text = params.get("SignedHeaders", "")
+            if not (credential and signature and signed_headers_text and date_text):
+                problems = [
+                    f"Authorization header requires '{p}' parameter."
+                    for p in _AUTH_PARAMETERS
+                    if not params.get(p)
+                ]
+                if not date_text:
+                    problems.append(MSG_REQUIRES_DATE)
                 raise IncompleteSignatureException(
                     " ".join(problems) + f" Authorization={authorization}"
                 )
-            credential = params["Credential"]
-            signature = params["Signature"]
-            signed_headers_text = params["SignedHeaders"]
             date = _parse_date(date_text, bool(http_date))
             token = _joined(headers.get("x-amz-security-token"))
             content_sha256 = _joined(headers.get("x-amz-content-sha256"))
@@ -503,7 +503,7 @@ class SigV4Verifier:
         if now is not None:
             self._check_time(amz_date, signed_at, expires, now)
 
-        signed_headers = tuple(name.lower() for name in signed_headers_text.split(";"))
+        signed_headers = tuple(signed_headers_text.lower().split(";"))
         if "host" not in signed_headers and ":authority" not in signed_headers:
             raise InvalidSignatureException(MSG_HOST_NOT_SIGNED)
         if algorithm != ALGORITHM:

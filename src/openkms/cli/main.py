@@ -191,7 +191,12 @@ def cmd_scheduler_run_once(args: argparse.Namespace) -> int:
         wired.storage.close()
     print(
         orjson.dumps(
-            {"Now": now, "Deleted": report.deleted, "Rotated": report.rotated},
+            {
+                "Now": now,
+                "Deleted": report.deleted,
+                "Rotated": report.rotated,
+                "ExpiredMaterial": report.expired,
+            },
             option=orjson.OPT_INDENT_2,
         ).decode()
     )

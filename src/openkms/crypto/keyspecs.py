@@ -491,6 +491,16 @@ def unsupported_reason(spec: KeySpec) -> str | None:
     return KEY_SPECS[spec].unsupported_reason
 
 
+def metadata_algorithms(
+    key_spec: KeySpec | str, key_usage: KeyUsageType | str
+) -> dict[str, list[str]]:
+    """The algorithm members of KeyMetadata/GetPublicKeyResponse for a key of this spec and
+    usage, e.g. ``{"SigningAlgorithms": ["ECDSA_SHA_256"]}``; ``{}`` for a usage the spec
+    does not allow."""
+    info = KEY_SPECS[KeySpec(key_spec)]
+    return info.algorithms_for(KeyUsageType(key_usage)).metadata_fields()
+
+
 def require_supported(spec: KeySpec) -> KeySpecInfo:
     """The spec's info, or ``UnsupportedOperationException`` carrying the reason."""
     info = KEY_SPECS[spec]

@@ -126,6 +126,8 @@ class OpenKMSApp:
             log.info("deleted key %s at the end of its waiting period", arn)
         for arn in report.rotated:
             log.info("rotated key %s on its automatic schedule", arn)
+        for arn in report.expired:
+            log.info("imported key material of %s expired and was deleted", arn)
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -23,8 +23,9 @@ values, is reported once for the whole collection, listing every constraint of t
 ``Member must satisfy constraint: [...]``, ``Map keys must satisfy constraint: [...]``,
 ``Map value must satisfy constraint: [...]``.
 
-Unknown members are ignored and dropped from the result; a JSON ``null`` member is absent; a
-``null`` list element is dropped.
+Entries follow the member order of the vendored model (whose members are sorted by name). Unknown
+members are ignored and dropped from the result; a JSON ``null`` member is absent; a ``null`` list
+element is dropped.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class _Node:
 
 
 class _String(_Node):
-    __slots__ = ("enum", "enum_text", "has_checks", "max_len", "min_len", "pattern", "pattern_text")
+    __slots__ = ("enum", "enum_rule", "has_checks", "max_len", "min_len", "pattern", "pattern_rule")
 
     def __init__(self, shape: dict[str, Any]) -> None:
         super().__init__()
@@ -173,24 +174,20 @@ class _String(_Node):
         self.max_len: int | None = shape.get("max")
         enum: list[str] | None = shape.get("enum")
         self.enum = frozenset(enum) if enum else None
-        self.enum_text = "[" + ", ".join(enum) + "]" if enum else ""
-        self.pattern_text: str | None = shape.get("pattern")
-        self.pattern = (
-            compile_java_pattern(self.pattern_text).fullmatch if self.pattern_text else None
-        )
-        self.has_checks = bool(
-            "min" in shape or self.max_len is not None or self.enum or self.pattern
-        )
+        # Listed in the model's order, as Coral prints it.
+        self.enum_rule = f"Member must satisfy enum value set: [{', '.join(enum)}]" if enum else ""
+        pattern: str | None = shape.get("pattern")
+        self.pattern = compile_java_pattern(pattern).fullmatch if pattern else None
+        self.pattern_rule = f"Member must satisfy regular expression pattern: {pattern}"
+        self.has_checks = bool("min" in shape or self.max_len is not None or enum or pattern)
         if self.max_len is not None:
             self.constraints.append(_length_max(self.max_len))
         if "min" in shape:
             self.constraints.append(_length_min(self.min_len))
-        if self.pattern_text:
-            self.constraints.append(
-                f"Member must satisfy regular expression pattern: {self.pattern_text}"
-            )
+        if pattern:
+            self.constraints.append(self.pattern_rule)
         if enum:
-            self.constraints.append(f"Member must satisfy enum value set: {self.enum_text}")
+            self.constraints.append(self.enum_rule)
 
     def convert(self, value: object, prefix: str, name: str, errors: list[str]) -> Any:
         if type(value) is not str:
@@ -211,17 +208,9 @@ class _String(_Node):
         # Coral orders the entries of one member by a hash; pattern-before-length is what most
         # captured messages show.
         if self.enum is not None and value not in self.enum:
-            errors.append(
-                _entry(rendered, path, f"Member must satisfy enum value set: {self.enum_text}")
-            )
+            errors.append(_entry(rendered, path, self.enum_rule))
         if self.pattern is not None and self.pattern(value) is None:
-            errors.append(
-                _entry(
-                    rendered,
-                    path,
-                    f"Member must satisfy regular expression pattern: {self.pattern_text}",
-                )
-            )
+            errors.append(_entry(rendered, path, self.pattern_rule))
         size = len(value)
         if self.max_len is not None and size > self.max_len:
             errors.append(_entry(rendered, path, _length_max(self.max_len)))
@@ -317,33 +306,21 @@ class _Blob(_Node):
     def convert(self, value: object, prefix: str, name: str, errors: list[str]) -> Any:
         if type(value) is not str:
             raise _scalar_mismatch(value, "a Blob")
-        data = self._decode(value, prefix + name)
+        data = self._decode(value, prefix, name)
         if self.has_checks:
             size = len(data)
             if self.max_len is not None and size > self.max_len:
-                errors.append(
-                    _entry(
-                        None,
-                        prefix + name,
-                        _length_max(self.max_len),
-                    )
-                )
+                errors.append(_entry(None, prefix + name, _length_max(self.max_len)))
             elif size < self.min_len:
-                errors.append(
-                    _entry(
-                        None,
-                        prefix + name,
-                        _length_min(self.min_len),
-                    )
-                )
+                errors.append(_entry(None, prefix + name, _length_min(self.min_len)))
         return data
 
-    def _decode(self, text: str, path: str) -> bytes:
+    def _decode(self, text: str, prefix: str, name: str) -> bytes:
         size = len(text)
         if size % 4:
             raise self._bad_base64(
                 text,
-                path,
+                prefix + name,
                 f"Base64 encoded length is expected a multiple of 4 bytes but found: {size}",
             )
         try:
@@ -352,15 +329,16 @@ class _Blob(_Node):
             found = _B64_BAD_CHAR.search(text)
             if found is None:
                 raise self._bad_base64(
-                    text, path, "Invalid last non-pad Base64 character dectected"
+                    text, prefix + name, "Invalid last non-pad Base64 character dectected"
                 ) from None
             char = found.group()[0]
+            # Even one character of a secret is too much to echo.
             detail = (
                 "Invalid Base64 character"
                 if self.sensitive
-                else (f"Invalid Base64 character: '{char}'")
+                else f"Invalid Base64 character: '{char}'"
             )
-            raise self._bad_base64(text, path, detail) from None
+            raise self._bad_base64(text, prefix + name, detail) from None
         if size and text[-1] == "=":
             if text[-2] == "=":
                 canonical = text[-3] in _B64_LAST_BEFORE_2PAD
@@ -369,7 +347,7 @@ class _Blob(_Node):
             if not canonical:
                 # The spelling is Coral's.
                 raise self._bad_base64(
-                    text, path, "Invalid last non-pad Base64 character dectected"
+                    text, prefix + name, "Invalid last non-pad Base64 character dectected"
                 )
         return data
 
@@ -413,9 +391,11 @@ class _List(_Node):
             # Coral reports a list of scalars once, as a whole, not element by element, so the
             # elements' own failures only need counting.
             scratch: list[str] = []
-            convert = member.convert
+            out: list[Any] = []
             try:
-                out = [convert(item, prefix, name, scratch) for item in value if item is not None]
+                for item in value:
+                    if item is not None:
+                        out.append(member.convert(item, prefix, name, scratch))
             except SerializationException:
                 self._raise_with_element_path(value, prefix, name)
                 raise
@@ -425,11 +405,10 @@ class _List(_Node):
             return out
         inner = f"{prefix}{name}."
         mark = len(errors)
-        out = [
-            member.convert(item, inner, f"{index}.member", errors)
-            for index, item in enumerate(value, 1)
-            if item is not None
-        ]
+        out = []
+        for index, item in enumerate(value, 1):
+            if item is not None:
+                out.append(member.convert(item, inner, f"{index}.member", errors))
         size = len(out)
         if size > self.max_size or size < self.min_size:
             # Length entries belong before those of the elements.
@@ -544,13 +523,7 @@ class _Map(_Node):
             if too_long:
                 errors.append(_entry(rendered, path, _length_max(self.max_len)))
             if too_short:
-                errors.append(
-                    _entry(
-                        rendered,
-                        path,
-                        _length_min(self.min_len),
-                    )
-                )
+                errors.append(_entry(rendered, path, _length_min(self.min_len)))
             # However many entries fail, keys are reported once and values once, keys first.
             if key_scratch:
                 errors.append(_entry(rendered, path, self.key_bracket))

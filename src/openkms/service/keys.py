@@ -8,6 +8,7 @@ import os
 import uuid
 from typing import Any
 
+from openkms.crypto.aead import new_symmetric_material
 from openkms.domain.key import (
     KeyRecord,
     pending_deletion_message,
@@ -20,7 +21,7 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service import key_policies
+from openkms.service import asymmetric_keys, key_policies
 from openkms.service.common import check_tag_limit, decode_marker, page, tags_from_request
 from openkms.service.context import RequestContext
 from openkms.service.metadata import key_metadata
@@ -56,17 +57,22 @@ def _resolve_spec(req: dict[str, Any]) -> tuple[str, str]:
     return spec, usage or ""
 
 
+def _new_material(spec: str) -> bytes:
+    if spec == KeySpec.SYMMETRIC_DEFAULT.value:
+        return new_symmetric_material()
+    return asymmetric_keys.generate_material(spec)
+
+
 def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     spec, usage = _resolve_spec(req)
     origin = req.get("Origin") or OriginType.AWS_KMS.value
     if spec != KeySpec.SYMMETRIC_DEFAULT.value:
-        from openkms.service import asymmetric_keys
-
         usage = asymmetric_keys.check_spec_and_usage(spec, usage)
-    if origin != OriginType.AWS_KMS.value:
+    if origin not in (OriginType.AWS_KMS.value, OriginType.EXTERNAL.value):
         raise UnsupportedOperationException(
             f"Origin {origin} is not supported by this openkms build yet."
         )
+    external = origin == OriginType.EXTERNAL.value
     if req.get("MultiRegion"):
         raise UnsupportedOperationException(
             "Multi-Region keys are not supported by this openkms build yet."
@@ -88,15 +94,6 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         )
     key_id = str(uuid.uuid4())
     arn = rt.key_arn_for(account, ctx.region, key_id)
-    material_id = new_material_id()
-    if spec == KeySpec.SYMMETRIC_DEFAULT.value:
-        from openkms.crypto.aead import new_symmetric_material
-
-        secret = new_symmetric_material()
-    else:
-        from openkms.service import asymmetric_keys
-
-        secret = asymmetric_keys.generate_material(spec)
     key = KeyRecord(
         arn=arn,
         key_id=key_id,
@@ -107,21 +104,25 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         origin=origin,
         key_manager="CUSTOMER",
         description=req.get("Description") or "",
-        state=KeyState.ENABLED.value,
+        state=KeyState.PENDING_IMPORT.value if external else KeyState.ENABLED.value,
         created_at=ctx.now,
         policy=policy,
-        current_material_id=material_id,
     )
-    material = MaterialRecord(
-        key_arn=arn,
-        material_id=material_id,
-        wrapped=rt.wrap_material(arn, material_id, secret),
-        created_at=ctx.now,
-        state="CURRENT",
-    )
+    material = None
+    if not external:
+        material_id = new_material_id()
+        key = key.with_changes(current_material_id=material_id)
+        material = MaterialRecord(
+            key_arn=arn,
+            material_id=material_id,
+            wrapped=rt.wrap_material(arn, material_id, _new_material(spec)),
+            created_at=ctx.now,
+            state="CURRENT",
+        )
     with rt.storage.transaction():
         rt.storage.insert_key(key)
-        rt.storage.put_material(material)
+        if material is not None:
+            rt.storage.put_material(material)
         if tags:
             rt.storage.put_tags(arn, tags)
     ctx.resources.append(arn)

@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from openkms.domain.key import KeyRecord
-from openkms.types import KeySpec, KeyState
+from openkms.crypto import keyspecs
+from openkms.types import KeySpec, KeyState, KeyUsageType
 
 
 def algorithm_lists(key_spec: str, key_usage: str) -> dict[str, list[str]]:
     """The algorithm members AWS reports for a key spec and usage."""
-    if key_spec == KeySpec.SYMMETRIC_DEFAULT.value:
-        return {"EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"]}
-    try:
-        from openkms.crypto.keyspecs import metadata_algorithms
-    except ImportError:  # pragma: no cover - asymmetric specs arrive with crypto.keyspecs
-        return {}
-    return metadata_algorithms(key_spec, key_usage)
+    return (
+        keyspecs.spec_info(KeySpec(key_spec))
+        .algorithms_for(KeyUsageType(key_usage))
+        .metadata_fields()
+    )
 
 
 def key_metadata(key: KeyRecord) -> dict[str, Any]:
@@ -31,10 +30,12 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         "KeyState": key.state,
         "Origin": key.origin,
         "KeyManager": key.key_manager,
-        "CustomerMasterKeySpec": key.key_spec,
         "KeySpec": key.key_spec,
         "MultiRegion": key.multi_region,
     }
+    legacy = keyspecs.spec_info(KeySpec(key.key_spec)).customer_master_key_spec
+    if legacy is not None:
+        meta["CustomerMasterKeySpec"] = legacy.value
     meta.update(algorithm_lists(key.key_spec, key.key_usage))
     if key.deletion_at is not None:
         meta["DeletionDate"] = key.deletion_at

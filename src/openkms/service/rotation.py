@@ -35,6 +35,8 @@ def _require_rotatable(key: KeyRecord, *, on_demand: bool = False) -> None:
             f"{key.arn} key spec is {key.key_spec} which is not valid for this operation. "
             "Only symmetric encryption KMS keys support key rotation."
         )
+    if key.origin == OriginType.EXTERNAL.value and on_demand:
+        return
     if key.origin != OriginType.AWS_KMS.value:
         raise UnsupportedOperationException(
             f"{key.arn} origin is {key.origin} which is not valid for this operation."
@@ -108,18 +110,34 @@ def get_key_rotation_status(
 
 
 def _rotate(rt: Runtime, key: KeyRecord, now: float, rotation_type: str) -> KeyRecord:
-    """Inside a transaction: new current material, the old one kept as NON_CURRENT."""
-    material_id = new_material_id()
-    rt.storage.put_material(
-        MaterialRecord(
-            key_arn=key.arn,
-            material_id=material_id,
-            wrapped=rt.wrap_material(key.arn, material_id, new_symmetric_material()),
-            created_at=now,
-            state="CURRENT",
-            rotation_type=rotation_type,
+    """Inside a transaction: new current material, the old one kept as NON_CURRENT. A key with
+    imported material rotates to the material imported for it as PENDING_ROTATION."""
+    if key.origin == OriginType.EXTERNAL.value:
+        pending = [m for m in rt.storage.list_materials(key.arn) if m.state == "PENDING_ROTATION"]
+        if not pending:
+            raise UnsupportedOperationException(
+                f"{key.arn} has imported key material; import new key material with ImportType "
+                "NEW_KEY_MATERIAL before rotating on demand."
+            )
+        new = pending[-1]
+        material_id = new.material_id
+        rt.storage.put_material(
+            MaterialRecord(
+                new.key_arn, material_id, new.wrapped, now, "CURRENT", rotation_type, new.extra
+            )
         )
-    )
+    else:
+        material_id = new_material_id()
+        rt.storage.put_material(
+            MaterialRecord(
+                key_arn=key.arn,
+                material_id=material_id,
+                wrapped=rt.wrap_material(key.arn, material_id, new_symmetric_material()),
+                created_at=now,
+                state="CURRENT",
+                rotation_type=rotation_type,
+            )
+        )
     if key.current_material_id is not None:
         old = rt.storage.get_material(key.arn, key.current_material_id)
         if old is not None:
@@ -166,7 +184,7 @@ def rotate_key_on_demand(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) 
 def list_key_rotations(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
     rt.access.authorize_key(ctx, "kms:ListKeyRotations", key, req)
-    _require_rotatable(key)
+    _require_rotatable(key, on_demand=True)
     include_all = req.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
     limit = req.get("Limit") or 100
     after = decode_marker(req.get("Marker"))
@@ -184,6 +202,7 @@ def list_key_rotations(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) ->
                 "KeyMaterialState": m.state,
                 "RotationDate": m.created_at,
                 **({"RotationType": m.rotation_type} if m.rotation_type else {}),
+                **_import_fields(m),
             }
             for m in window
         ],
@@ -192,6 +211,20 @@ def list_key_rotations(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) ->
     if result["Truncated"]:
         result["NextMarker"] = encode_marker(ordered[start + limit - 1])
     return result
+
+
+def _import_fields(material: MaterialRecord) -> dict[str, Any]:
+    if not material.extra.get("imported"):
+        return {}
+    fields: dict[str, Any] = {
+        "ImportState": "IMPORTED",
+        "ExpirationModel": material.extra.get("expiration_model"),
+    }
+    if material.extra.get("valid_to") is not None:
+        fields["ValidTo"] = material.extra["valid_to"]
+    if material.extra.get("description"):
+        fields["KeyMaterialDescription"] = material.extra["description"]
+    return fields
 
 
 def run_due_rotations(rt: Runtime, now: float) -> list[str]:

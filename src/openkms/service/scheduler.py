@@ -1,4 +1,5 @@
-"""The scheduler: due deletions and due automatic rotations, driven by an injectable time.
+"""The scheduler: due deletions, due automatic rotations and expired imported material,
+driven by an injectable time.
 
 Every job re-checks its key inside its own transaction, so several processes may run the
 scheduler against one database: a due job is done once, and a repeat finds nothing to do."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openkms.service.imports import expire_material
 from openkms.service.keys import purge_due_keys
 from openkms.service.rotation import run_due_rotations
 from openkms.service.runtime import Runtime
@@ -16,7 +18,12 @@ from openkms.service.runtime import Runtime
 class SchedulerReport:
     deleted: list[str]
     rotated: list[str]
+    expired: list[str]
 
 
 def run_once(rt: Runtime, now: float) -> SchedulerReport:
-    return SchedulerReport(deleted=purge_due_keys(rt, now), rotated=run_due_rotations(rt, now))
+    return SchedulerReport(
+        deleted=purge_due_keys(rt, now),
+        rotated=run_due_rotations(rt, now),
+        expired=expire_material(rt, now),
+    )

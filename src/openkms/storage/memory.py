@@ -154,6 +154,9 @@ class MemoryStorage:
             if k.rotation_enabled and k.next_rotation_at is not None and k.next_rotation_at <= now
         ]
 
+    def keys_with_expiring_material(self, now: float) -> list[str]:
+        return [k.arn for k in self._keys.values() if k.valid_to is not None and k.valid_to <= now]
+
     def record_key_usage(self, usages: Sequence[KeyUsage]) -> None:
         for usage in usages:
             key = self._keys.get(usage.key_arn)
@@ -169,6 +172,9 @@ class MemoryStorage:
         if material.key_arn not in self._keys:
             raise StorageConflict("no such key")
         self._materials[(material.key_arn, material.material_id)] = material
+
+    def delete_material(self, key_arn: str, material_id: str) -> None:
+        self._materials.pop((key_arn, material_id), None)
 
     def get_material(self, key_arn: str, material_id: str) -> MaterialRecord | None:
         return self._materials.get((key_arn, material_id))

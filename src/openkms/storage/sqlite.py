@@ -211,7 +211,7 @@ class SqliteStorage:
     def insert_key(self, key: KeyRecord) -> None:
         self._exec(
             "INSERT INTO kms_keys(arn, account_id, region, key_id, state, deletion_at, "
-            "next_rotation_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "next_rotation_at, valid_to, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.arn,
                 key.account_id,
@@ -220,18 +220,20 @@ class SqliteStorage:
                 key.state,
                 key.deletion_at,
                 key.next_rotation_at if key.rotation_enabled else None,
+                key.valid_to,
                 orjson.dumps(key.to_doc()).decode(),
             ),
         )
 
     def update_key(self, key: KeyRecord) -> None:
         self._exec(
-            "UPDATE kms_keys SET state = ?, deletion_at = ?, next_rotation_at = ?, doc = ? "
-            "WHERE arn = ?",
+            "UPDATE kms_keys SET state = ?, deletion_at = ?, next_rotation_at = ?, valid_to = ?, "
+            "doc = ? WHERE arn = ?",
             (
                 key.state,
                 key.deletion_at,
                 key.next_rotation_at if key.rotation_enabled else None,
+                key.valid_to,
                 orjson.dumps(key.to_doc()).decode(),
                 key.arn,
             ),
@@ -281,6 +283,12 @@ class SqliteStorage:
         )
         return [str(r["arn"]) for r in rows]
 
+    def keys_with_expiring_material(self, now: float) -> list[str]:
+        rows = self._all(
+            "SELECT arn FROM kms_keys WHERE valid_to IS NOT NULL AND valid_to <= ?", (now,)
+        )
+        return [str(r["arn"]) for r in rows]
+
     def record_key_usage(self, usages: Sequence[KeyUsage]) -> None:
         with self.transaction():
             for usage in usages:
@@ -313,6 +321,12 @@ class SqliteStorage:
                 material.state,
                 doc.decode(),
             ),
+        )
+
+    def delete_material(self, key_arn: str, material_id: str) -> None:
+        self._exec(
+            "DELETE FROM key_materials WHERE key_arn = ? AND material_id = ?",
+            (key_arn, material_id),
         )
 
     def get_material(self, key_arn: str, material_id: str) -> MaterialRecord | None:

@@ -1,0 +1,241 @@
+"""One audit record per API call, in the shape of an AWS CloudTrail event for KMS.
+
+``build_record`` returns a plain ``dict`` ready for ``sink.write``. Field by field it follows
+CloudTrail's record contents and the KMS examples (``ct-encrypt``, ``ct-decrypt``,
+``ct-generatedatakey``, ``ct-createkey``):
+
+* ``eventVersion`` ``"1.08"``, ``eventSource`` ``"kms.amazonaws.com"``, ``eventType``
+  ``"AwsApiCall"``, ``managementEvent`` ``true``, ``eventCategory`` ``"Management"``.
+* ``eventTime``: ISO 8601 in UTC to the second (``2022-08-10T22:38:27Z``).
+* ``userIdentity``: ``Root`` / ``IAMUser`` / ``AssumedRole`` (with ``sessionContext``), or
+  ``Unknown`` when the caller could not be authenticated (``ctx`` is ``None``).
+* ``requestParameters``: the request, redacted (``openkms.audit.redaction``), member names in
+  lowerCamelCase; ``null`` when nothing is left.
+* ``responseElements``: ``null`` for failed calls, read-only calls and the cryptographic
+  operations (CloudTrail logs no plaintext, ciphertext, signature, MAC or public key: its
+  Encrypt, Decrypt and GenerateDataKey examples show ``"responseElements": null``); for the
+  calls that change something (``CreateKey``, ``ScheduleKeyDeletion``, ``CreateGrant`` ...)
+  the redacted response (``keyMetadata`` ...).
+* ``errorCode`` / ``errorMessage``: present only for a failed call, as on CloudTrail.
+* ``resources``: ``[{"accountId", "type": "AWS::KMS::Key", "ARN"}]`` for each key ARN the
+  call touched (aliases get ``AWS::KMS::Alias``); absent when there is none.
+* ``requestID``, a fresh ``eventID`` (uuid4), ``readOnly``, ``recipientAccountId``.
+
+Records are treated as immutable once built: parts of them (``userIdentity``) are shared
+between records of the same principal.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Final
+
+from openkms.audit.redaction import redact
+from openkms.service.context import Principal, RequestContext
+
+__all__ = [
+    "CRYPTOGRAPHIC_OPERATIONS",
+    "EVENT_SOURCE",
+    "EVENT_VERSION",
+    "build_record",
+    "event_time",
+    "is_read_only",
+    "user_identity",
+]
+
+EVENT_VERSION: Final = "1.08"
+EVENT_SOURCE: Final = "kms.amazonaws.com"
+
+# Operations that use key material. CloudTrail logs them with readOnly true and
+# responseElements null.
+CRYPTOGRAPHIC_OPERATIONS: Final = frozenset(
+    {
+        "Decapsulate",
+        "Decrypt",
+        "DeriveSharedSecret",
+        "Encapsulate",
+        "Encrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateMac",
+        "GenerateRandom",
+        "ReEncrypt",
+        "Sign",
+        "Verify",
+        "VerifyMac",
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def _read_only_operations() -> frozenset[str]:
+    # Imported late: the dispatch table pulls in the whole service layer, which the audit
+    # command line does not need.
+    from openkms.protocol.operations import READ_ONLY
+
+    return READ_ONLY | CRYPTOGRAPHIC_OPERATIONS
+
+
+def is_read_only(operation: str) -> bool:
+    """CloudTrail's ``readOnly`` for an operation: the read-only management operations
+    (``protocol.operations.READ_ONLY``) and every cryptographic operation."""
+    return operation in _read_only_operations()
+
+
+# --- eventTime ----------------------------------------------------------------------------------
+_last_second: int = -1
+_last_text: str = ""
+
+
+def event_time(epoch: float) -> str:
+    """``2022-08-10T22:38:27Z``: CloudTrail's eventTime, to the second (truncated)."""
+    global _last_second, _last_text
+    second = int(epoch // 1)
+    if second != _last_second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _last_second, _last_text = second, text  # a benign race: both values are right
+        return text
+    return _last_text
+
+
+# --- userIdentity --------------------------------------------------------------------------------
+_IDENTITIES: dict[Principal, dict[str, Any]] = {}
+_IDENTITIES_LIMIT: Final = 4096
+
+
+def _role_of(arn: str, account: str) -> tuple[str, str]:
+    """Role ARN and role name of ``arn:aws:sts::123:assumed-role/Name/Session``."""
+    parts = arn.split(":", 5)
+    partition = parts[1] if len(parts) == 6 else "aws"
+    path = parts[5].split("/") if len(parts) == 6 else []
+    name = path[1] if len(path) >= 3 and path[0] == "assumed-role" else ""
+    return f"arn:{partition}:iam::{account}:role/{name}", name
+
+
+def user_identity(principal: Principal | None, access_key_id: str = "") -> dict[str, Any]:
+    """The ``userIdentity`` element for a principal (``None``: not authenticated)."""
+    if principal is None:
+        return {
+            "type": "Unknown",
+            "principalId": "",
+            "arn": "",
+            "accountId": "",
+            "accessKeyId": access_key_id,
+        }
+    cached = _IDENTITIES.get(principal)
+    if cached is not None:
+        return cached
+    identity: dict[str, Any] = {
+        "principalId": principal.user_id,
+        "arn": principal.arn,
+        "accountId": principal.account_id,
+        "accessKeyId": principal.access_key_id,
+    }
+    kind = principal.kind
+    if kind == "root":
+        identity = {"type": "Root", **identity}
+    elif kind == "assumed-role":
+        role_arn, role_name = _role_of(principal.arn, principal.account_id)
+        identity = {
+            "type": "AssumedRole",
+            **identity,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": principal.user_id.split(":", 1)[0],
+                    "arn": role_arn,
+                    "accountId": principal.account_id,
+                    "userName": role_name,
+                },
+                "attributes": {"mfaAuthenticated": "false"},
+            },
+        }
+    else:
+        identity = {
+            "type": "IAMUser",
+            **identity,
+            "userName": principal.arn.rsplit("/", 1)[-1] if "/" in principal.arn else "",
+        }
+    if len(_IDENTITIES) >= _IDENTITIES_LIMIT:
+        _IDENTITIES.clear()
+    _IDENTITIES[principal] = identity
+    return identity
+
+
+# --- resources -------------------------------------------------------------------------------
+def _resource(arn: str, default_account: str) -> dict[str, str]:
+    parts = arn.split(":", 5)
+    account = parts[4] if len(parts) == 6 and parts[4] else default_account
+    resource = parts[5] if len(parts) == 6 else ""
+    kind = "AWS::KMS::Alias" if resource.startswith("alias/") else "AWS::KMS::Key"
+    return {"accountId": account, "type": kind, "ARN": arn}
+
+
+def build_record(
+    *,
+    ctx: RequestContext | None,
+    operation: str,
+    request_params: Mapping[str, Any] | None,
+    response: Mapping[str, Any] | None,
+    error_code: str | None,
+    error_message: str | None,
+    request_id: str,
+    event_time: float,
+    region: str,
+    source_ip: str,
+    user_agent: str,
+    read_only: bool,
+    resources: Sequence[str],
+    account_id: str,
+    access_key_id: str = "",
+    additional_event_data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A CloudTrail-shaped record of one call (see the module docstring).
+
+    ``request_params`` and ``response`` are the validated request and the handler's result,
+    blobs as ``bytes``; neither is kept: what is logged is a redacted copy. ``access_key_id``
+    names the key an unauthenticated caller presented (``ctx`` is ``None``);
+    ``additional_event_data`` (``{"keyMaterialId": ...}``) is logged as given.
+    """
+    failed = error_code is not None
+    if failed or read_only or operation in CRYPTOGRAPHIC_OPERATIONS:
+        response_elements = None
+    else:
+        response_elements = redact(response)
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": user_identity(
+            None if ctx is None else ctx.principal, access_key_id
+        ),
+        "eventTime": _event_time(event_time),
+        "eventSource": EVENT_SOURCE,
+        "eventName": operation,
+        "awsRegion": region,
+        "sourceIPAddress": source_ip,
+        "userAgent": user_agent,
+        "requestParameters": redact(request_params),
+        "responseElements": response_elements,
+    }
+    if failed:
+        record["errorCode"] = error_code
+        record["errorMessage"] = error_message or ""
+    if additional_event_data:
+        record["additionalEventData"] = dict(additional_event_data)
+    record["requestID"] = request_id
+    record["eventID"] = str(uuid.uuid4())
+    record["readOnly"] = read_only
+    if resources:
+        record["resources"] = [_resource(arn, account_id) for arn in dict.fromkeys(resources)]
+    record["eventType"] = "AwsApiCall"
+    record["managementEvent"] = True
+    record["recipientAccountId"] = account_id
+    record["eventCategory"] = "Management"
+    return record
+
+
+_event_time = event_time  # build_record's parameter shadows the function's name
