@@ -21,6 +21,7 @@ from openkms.service import (
     key_policies,
     keys,
     macs,
+    multi_region,
     random,
     rotation,
     signing,
@@ -71,6 +72,7 @@ OPERATIONS: dict[str, Handler] = {
     "ListRetirableGrants": grants.list_retirable_grants,
     "PutKeyPolicy": key_policies.put_key_policy,
     "ReEncrypt": encryption.re_encrypt,
+    "ReplicateKey": multi_region.replicate_key,
     "RetireGrant": grants.retire_grant,
     "RevokeGrant": grants.revoke_grant,
     "RotateKeyOnDemand": rotation.rotate_key_on_demand,
@@ -80,6 +82,7 @@ OPERATIONS: dict[str, Handler] = {
     "UntagResource": tags.untag_resource,
     "UpdateAlias": aliases.update_alias,
     "UpdateKeyDescription": keys.update_key_description,
+    "UpdatePrimaryRegion": multi_region.update_primary_region,
     "Verify": signing.verify,
     "VerifyMac": macs.verify_mac,
 }

@@ -25,7 +25,7 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service import asymmetric_keys
+from openkms.service import asymmetric_keys, multi_region
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
@@ -163,6 +163,17 @@ def import_key_material(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
         fingerprint = material_id
         default_type = "EXISTING_KEY_MATERIAL" if known else "NEW_KEY_MATERIAL"
         import_type = req.get("ImportType") or default_type
+        if key.multi_region and multi_region.key_type(key) == multi_region.REPLICA and not known:
+            # A replica accepts only the material of its key set.
+            known = [
+                m
+                for k in multi_region.related(rt, key)
+                for m in k.extra.get("imported_material_ids", [])
+            ]
+            if fingerprint not in known:
+                raise IncorrectKeyMaterialException(
+                    "The key material must be the same as that of the primary key."
+                )
         if import_type == "EXISTING_KEY_MATERIAL" and known and fingerprint not in known:
             raise IncorrectKeyMaterialException(
                 "The key material in the request is different from key material that was "

@@ -21,10 +21,11 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service import asymmetric_keys, key_policies
+from openkms.service import asymmetric_keys, key_policies, multi_region
 from openkms.service.common import check_tag_limit, decode_marker, page, tags_from_request
 from openkms.service.context import RequestContext
 from openkms.service.metadata import key_metadata
+from openkms.service.multi_region import new_multi_region_key_id as multi_region_key_id
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
 from openkms.types import KeySpec, KeyState, KeyUsageType, OriginType
@@ -73,10 +74,6 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
             f"Origin {origin} is not supported by this openkms build yet."
         )
     external = origin == OriginType.EXTERNAL.value
-    if req.get("MultiRegion"):
-        raise UnsupportedOperationException(
-            "Multi-Region keys are not supported by this openkms build yet."
-        )
     if req.get("CustomKeyStoreId") or req.get("XksKeyId"):
         raise UnsupportedOperationException(
             "Custom key stores are not supported by this openkms build yet."
@@ -92,7 +89,8 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         key_policies.check_policy(
             rt, ctx, policy, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
         )
-    key_id = str(uuid.uuid4())
+    multi_region = bool(req.get("MultiRegion"))
+    key_id = multi_region_key_id() if multi_region else str(uuid.uuid4())
     arn = rt.key_arn_for(account, ctx.region, key_id)
     key = KeyRecord(
         arn=arn,
@@ -107,6 +105,8 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         state=KeyState.PENDING_IMPORT.value if external else KeyState.ENABLED.value,
         created_at=ctx.now,
         policy=policy,
+        multi_region=multi_region,
+        extra={"mr_type": "PRIMARY"} if multi_region else {},
     )
     material = None
     if not external:
@@ -132,7 +132,7 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
 def describe_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"])
     rt.access.authorize_key(ctx, "kms:DescribeKey", key, req)
-    return {"KeyMetadata": key_metadata(key)}
+    return {"KeyMetadata": key_metadata(key, multi_region.related(rt, key))}
 
 
 def list_keys(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -211,6 +211,20 @@ def schedule_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
             raise KMSInvalidStateException(pending_deletion_message(key.arn))
         if key.state == KeyState.UPDATING.value:
             raise KMSInvalidStateException(f"{key.arn} is Updating.")
+        replicas = [
+            k
+            for k in multi_region.related(rt, key)
+            if k.arn != key.arn and multi_region.key_type(key) == multi_region.PRIMARY
+        ]
+        if replicas:
+            # The window starts only when the last replica is gone.
+            key = key.with_changes(
+                state=KeyState.PENDING_REPLICA_DELETION.value,
+                deletion_at=None,
+                pending_window_days=days,
+            )
+            _save(rt, key)
+            return {"KeyId": key.arn, "KeyState": key.state, "PendingWindowInDays": days}
         deletion_at = float(int(ctx.now) + days * DAY)
         key = key.with_changes(
             state=KeyState.PENDING_DELETION.value,
@@ -231,7 +245,10 @@ def cancel_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
     rt.access.authorize_key(ctx, "kms:CancelKeyDeletion", key, req)
     with rt.storage.transaction():
         key = _reload(rt, key)
-        if key.state != KeyState.PENDING_DELETION.value:
+        if key.state not in (
+            KeyState.PENDING_DELETION.value,
+            KeyState.PENDING_REPLICA_DELETION.value,
+        ):
             raise KMSInvalidStateException(f"{key.arn} is not pending deletion.")
         _save(
             rt,
@@ -278,6 +295,7 @@ def purge_due_keys(rt: Runtime, now: float) -> list[str]:
             if key.deletion_at is None or key.deletion_at > now:
                 continue
             rt.storage.delete_key(arn)
+            multi_region.after_replica_deleted(rt, key, now)
         rt.forget_key(arn)
         rt.alias_cache.clear()
         purged.append(arn)

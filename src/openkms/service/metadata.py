@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from openkms.domain.key import KeyRecord
 from openkms.crypto import keyspecs
+from openkms.domain.key import KeyRecord
 from openkms.types import KeySpec, KeyState, KeyUsageType
 
 
@@ -18,7 +18,7 @@ def algorithm_lists(key_spec: str, key_usage: str) -> dict[str, list[str]]:
     )
 
 
-def key_metadata(key: KeyRecord) -> dict[str, Any]:
+def key_metadata(key: KeyRecord, related: list[KeyRecord] | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "AWSAccountId": key.account_id,
         "KeyId": key.key_id,
@@ -49,6 +49,8 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         meta["ExpirationModel"] = key.expiration_model
     if key.custom_key_store_id is not None:
         meta["CustomKeyStoreId"] = key.custom_key_store_id
-    if "MultiRegionConfiguration" in key.extra:
-        meta["MultiRegionConfiguration"] = key.extra["MultiRegionConfiguration"]
+    if key.multi_region:
+        from openkms.service.multi_region import configuration
+
+        meta["MultiRegionConfiguration"] = configuration(key, related or [key])
     return meta

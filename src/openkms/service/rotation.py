@@ -21,6 +21,7 @@ from openkms.errors import (
 from openkms.service.common import decode_marker, encode_marker
 from openkms.service.context import RequestContext
 from openkms.service.keys import DAY, new_material_id
+from openkms.service.multi_region import propagate_material, require_primary
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
 from openkms.types import KeySpec, KeyState, OriginType
@@ -67,6 +68,7 @@ def enable_key_rotation(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
     with rt.storage.transaction():
         key = _fresh(rt, key.arn)
         _require_rotatable(key)
+        require_primary(key, "EnableKeyRotation")
         _require_state_for_rotation_change(key)
         # The schedule counts from the last automatic rotation, or from now on first enable.
         start = ctx.now
@@ -90,6 +92,7 @@ def disable_key_rotation(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) 
     with rt.storage.transaction():
         key = _fresh(rt, key.arn)
         _require_rotatable(key)
+        require_primary(key, "DisableKeyRotation")
         _require_state_for_rotation_change(key)
         rt.storage.update_key(key.with_changes(rotation_enabled=False, next_rotation_at=None))
     rt.forget_key(key.arn)
@@ -161,6 +164,8 @@ def _rotate(rt: Runtime, key: KeyRecord, now: float, rotation_type: str) -> KeyR
         changes["extra"] = {**key.extra, "last_automatic_rotation_at": now}
     rotated = key.with_changes(**changes)
     rt.storage.update_key(rotated)
+    if key.multi_region:
+        propagate_material(rt, rotated, material_id)
     return rotated
 
 
@@ -170,6 +175,7 @@ def rotate_key_on_demand(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) 
     with rt.storage.transaction():
         key = _fresh(rt, key.arn)
         _require_rotatable(key, on_demand=True)
+        require_primary(key, "RotateKeyOnDemand")
         _require_state_for_rotation_change(key)
         if key.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
             raise LimitExceededException(

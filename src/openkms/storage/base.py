@@ -68,6 +68,10 @@ class Storage(Protocol):
         self, account_id: str, region: str, after_key_id: str | None, limit: int
     ) -> list[KeyRecord]: ...
 
+    def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
+        """Every key of this id in the account, one per Region (a multi-Region key set)."""
+        ...
+
     def delete_key(self, arn: str) -> None:
         """Removes the key with its material, aliases, tags and ``kms-*`` documents (grants)
         scoped by its ARN."""

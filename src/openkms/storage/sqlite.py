@@ -253,6 +253,13 @@ class SqliteStorage:
         )
         return [KeyRecord.from_doc(orjson.loads(r["doc"])) for r in rows]
 
+    def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
+        rows = self._all(
+            "SELECT doc FROM kms_keys WHERE account_id = ? AND key_id = ? ORDER BY region",
+            (account_id, key_id),
+        )
+        return [KeyRecord.from_doc(orjson.loads(r["doc"])) for r in rows]
+
     def delete_key(self, arn: str) -> None:
         with self.transaction():
             row = self._one("SELECT account_id, region, key_id FROM kms_keys WHERE arn = ?", (arn,))
