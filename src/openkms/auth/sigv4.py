@@ -621,8 +621,8 @@ class SigV4Verifier:
         if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "replace")):
             raise InvalidSignatureException(MSG_SIGNATURE_MISMATCH)
 
-        # Only after the signature holds: a body swapped under a signed hash is not the request
-        # that was signed.
+        # Checked only once the signature holds, so that a caller without the key learns nothing
+        # from it: a body swapped under a signed hash is not the request that was signed.
         if (
             body_must_match
             and declared is not None
