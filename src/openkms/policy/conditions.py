@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -180,22 +181,31 @@ def _parse_binary(value: str) -> bytes | None:
         return None
 
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+@dataclass(frozen=True, slots=True)
+class IpRange:
+    """A CIDR block as integers: ``address & mask == network`` within one IP version."""
+
+    version: int
+    network: int
+    mask: int
 
 
-def _parse_network(value: str) -> IpNetwork | None:
+def _parse_network(value: str) -> IpRange | None:
     try:
-        return ipaddress.ip_network(value.strip(), strict=False)
+        net = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         return None
+    return IpRange(net.version, int(net.network_address), int(net.netmask))
 
 
-def _parse_ip(value: str) -> IpAddr | None:
+@functools.lru_cache(maxsize=1024)
+def _parse_ip(value: str) -> tuple[int, int] | None:
+    """(version, address) of a request IP address; cached, as the same callers recur."""
     try:
-        return ipaddress.ip_address(value.strip())
+        addr = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+    return addr.version, int(addr)
 
 
 def _parse_bool(value: str) -> bool | None:
@@ -209,7 +219,7 @@ def _parse_bool(value: str) -> bool | None:
 
 # --- compiled conditions -------------------------------------------------------------------
 
-Parsed = str | Decimal | float | bool | bytes | IpNetwork | re.Pattern[str]
+Parsed = str | Decimal | float | bool | bytes | IpRange | re.Pattern[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +230,9 @@ class CondValue:
     template: Template | None
 
 
+_EQUALITY_KINDS = frozenset({"string", "string_ic", "bool", "binary"})
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
     operator: str  # as written in the policy
@@ -228,6 +241,10 @@ class Condition:
     if_exists: bool
     key: str  # lower-cased
     values: tuple[CondValue, ...]
+    # Precomputed when no value holds a variable: the parsed values, and for the equality
+    # kinds (string, string_ic, bool, binary) the same as a set for O(1) membership.
+    static: tuple[Parsed, ...] | None = None
+    static_set: frozenset[Parsed] | None = None
 
 
 def _compile_text(op: OperatorSpec, pieces: tuple[Text, ...]) -> Parsed | None:
@@ -283,13 +300,25 @@ def compile_condition(
 ) -> Condition:
     op, qualifier, if_exists = parse_operator(operator)
     values = tuple(compile_value(op, raw, variables=variables) for raw in raw_values)
-    return Condition(operator, op, qualifier, if_exists, key.lower(), values)
+    static: tuple[Parsed, ...] | None = None
+    static_set: frozenset[Parsed] | None = None
+    if all(v.template is None for v in values):
+        static = tuple(v.parsed for v in values if v.parsed is not None)
+        if op.kind in _EQUALITY_KINDS:
+            static_set = frozenset(static)
+    return Condition(operator, op, qualifier, if_exists, key.lower(), values, static, static_set)
 
 
 # --- evaluation ----------------------------------------------------------------------------
 
 
-def _resolve(cond: Condition, context: Mapping[str, tuple[str, ...]]) -> list[Parsed]:
+def _resolve(
+    cond: Condition, context: Mapping[str, tuple[str, ...]]
+) -> tuple[Parsed, ...] | frozenset[Parsed]:
+    if cond.static_set is not None:
+        return cond.static_set
+    if cond.static is not None:
+        return cond.static
     out: list[Parsed] = []
     for value in cond.values:
         if value.template is None:
@@ -315,7 +344,9 @@ def _resolve(cond: Condition, context: Mapping[str, tuple[str, ...]]) -> list[Pa
         compiled = _compile_text(cond.op, pieces)
         if compiled is not None:
             out.append(compiled)
-    return out
+    if cond.op.kind in _EQUALITY_KINDS:
+        return frozenset(out)
+    return tuple(out)
 
 
 def _request_value(kind: Kind, value: str) -> object | None:
@@ -350,7 +381,9 @@ def _compare(cmp: Cmp, left: Decimal | float, right: Decimal | float) -> bool:
     return left >= right
 
 
-def _positive(op: OperatorSpec, request: object, policy_values: list[Parsed]) -> bool:
+def _positive(
+    op: OperatorSpec, request: object, policy_values: tuple[Parsed, ...] | frozenset[Parsed]
+) -> bool:
     """Whether one request value matches any policy value under the positive operator."""
     kind = op.kind
     if kind in ("string_like", "arn"):
@@ -363,14 +396,13 @@ def _positive(op: OperatorSpec, request: object, policy_values: list[Parsed]) ->
             for p in policy_values
         )
     if kind == "ip":
-        assert isinstance(request, ipaddress.IPv4Address | ipaddress.IPv6Address)
+        assert isinstance(request, tuple)
+        version, address = request
         return any(
-            isinstance(p, ipaddress.IPv4Network | ipaddress.IPv6Network)
-            and p.version == request.version
-            and request in p
+            isinstance(p, IpRange) and p.version == version and address & p.mask == p.network
             for p in policy_values
         )
-    return request in policy_values  # string, string_ic, bool, binary
+    return request in policy_values  # string, string_ic, bool, binary: a frozenset
 
 
 def condition_matches(cond: Condition, context: Mapping[str, tuple[str, ...]]) -> bool:

@@ -150,20 +150,18 @@ def scan_identity(policies: Sequence[PolicyDocument], facts: RequestFacts) -> Id
 # --- decisions -----------------------------------------------------------------------------
 
 
-def _label(stmt: Statement | None) -> str:
-    return f" (statement {stmt.sid!r})" if stmt is not None and stmt.sid else ""
+def _label_sid(sid: str | None) -> str:
+    return f" (statement {sid!r})" if sid else ""
 
 
-def _explicit(source: str, stmt: Statement) -> Decision:
+def _explicit(source: str) -> Decision:
     where = {
         "key-policy": "a resource-based policy",
         "trust-policy": "a resource-based policy",
         "identity-policy": "an identity-based policy",
         "session-policy": "a session policy",
     }[source]
-    return Decision(
-        False, "explicit-deny", source, f"with an explicit deny in {where}{_label(stmt)}"
-    )
+    return Decision(False, "explicit-deny", source, f"with an explicit deny in {where}")
 
 
 def _implicit(kind: str, action: str) -> Decision:
@@ -188,12 +186,12 @@ def _identity_stage(
 ) -> _IdentityStage:
     ident = scan_identity(identity_policies, facts)
     if ident.deny is not None:
-        return _IdentityStage(_explicit("identity-policy", ident.deny), False, False, False)
+        return _IdentityStage(_explicit("identity-policy"), False, False, False)
     session_ok = True
     if session_policies:
         sess = scan_identity(session_policies, facts)
         if sess.deny is not None:
-            return _IdentityStage(_explicit("session-policy", sess.deny), False, False, False)
+            return _IdentityStage(_explicit("session-policy"), False, False, False)
         session_ok = sess.allow is not None
     identity_allow = is_root or ident.allow is not None
     return _IdentityStage(None, identity_allow and session_ok, session_ok, identity_allow)
@@ -212,7 +210,7 @@ def _resource_allows(kind: MatchKind, same_account: bool, stage: _IdentityStage)
 def _missing_stage(resource_kind: MatchKind, stage: _IdentityStage, action: str) -> Decision:
     if resource_kind is MatchKind.NONE:
         return _implicit("resource-based", action)
-    if stage.identity_allow and not stage.session_ok:
+    if not stage.session_ok and (stage.identity_allow or resource_kind > MatchKind.ACCOUNT):
         return _implicit("session", action)
     return _implicit("identity-based", action)
 
@@ -250,7 +248,7 @@ def evaluate_kms(
     action = facts.action
     scan = scan_resource(key_policy, facts) if key_policy is not None else None
     if scan is not None and scan.deny is not None:
-        return _explicit("key-policy", scan.deny)
+        return _explicit("key-policy")
     stage = _identity_stage(identity_policies, session_policies, facts, is_root)
     if stage.deny is not None:
         return stage.deny
@@ -279,10 +277,6 @@ def evaluate_kms(
             if _resource_allows(grant_kind, True, stage):
                 return Decision(True, "allowed", None, f"allowed by grant #{index}")
     return _missing_stage(kind, stage, action)
-
-
-def _label_sid(sid: str | None) -> str:
-    return f" (statement {sid!r})" if sid else ""
 
 
 def evaluate_identity(
@@ -321,7 +315,7 @@ def evaluate_trust(
     """
     scan = scan_resource(trust_policy, facts)
     if scan.deny is not None:
-        return _explicit("trust-policy", scan.deny)
+        return _explicit("trust-policy")
     if identity_policies is None:
         if scan.allow is MatchKind.NONE:
             return _implicit("resource-based", facts.action)

@@ -154,7 +154,13 @@ def resolve_text(template: Template, context: Mapping[str, tuple[str, ...]]) -> 
     """The template as a plain string (wildcards not interpreted); None if unresolvable."""
     if not template.has_variables:
         return "".join(p.text for p in template.pieces if isinstance(p, Text))
-    pieces = resolve_pieces(template, context)
-    if pieces is None:
-        return None
-    return "".join(p.text for p in pieces)
+    out: list[str] = []
+    for piece in template.pieces:
+        if isinstance(piece, Variable):
+            value = lookup_variable(piece, context)
+            if value is None:
+                return None
+            out.append(value)
+        else:
+            out.append(piece.text)
+    return "".join(out)

@@ -17,17 +17,26 @@ from openkms.errors import (
 MAX_TAGS_PER_KEY = 50
 
 
+_MARKER_TAG = "okm1:"
+
+
 def encode_marker(last: str) -> str:
-    return base64.urlsafe_b64encode(last.encode("utf-8")).decode("ascii")
+    """An opaque pagination marker naming the last item of a page."""
+    return base64.urlsafe_b64encode((_MARKER_TAG + last).encode("utf-8")).decode("ascii")
 
 
 def decode_marker(marker: str | None) -> str | None:
+    """The position a marker names; one this server did not issue is InvalidMarkerException."""
     if marker is None:
         return None
     try:
-        return base64.urlsafe_b64decode(marker.encode("ascii")).decode("utf-8")
+        raw = base64.b64decode(marker.encode("ascii"), altchars=b"-_", validate=True)
+        text = raw.decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError) as exc:
         raise InvalidMarkerException("Invalid marker") from exc
+    if not text.startswith(_MARKER_TAG):
+        raise InvalidMarkerException("Invalid marker")
+    return text[len(_MARKER_TAG) :]
 
 
 def page(items: Sequence[Any], limit: int, last_of: Any) -> dict[str, Any]:

@@ -25,5 +25,7 @@ class RequestContext:
     source_ip: str = ""
     user_agent: str = ""
     secure_transport: bool = False
+    # The alias a request named its key by (kms:RequestAlias).
+    request_alias: str | None = None
     # Resources the operation touched, for the audit record.
     resources: list[str] = field(default_factory=list)

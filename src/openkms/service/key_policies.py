@@ -42,11 +42,18 @@ def default_policy(partition: str, account_id: str) -> str:
     )
 
 
-def check_policy(rt: Runtime, ctx: RequestContext, policy: str, *, bypass: bool) -> None:
+def check_policy(
+    rt: Runtime, ctx: RequestContext, policy: str, key_arn: str, account_id: str, *, bypass: bool
+) -> None:
+    """Size, grammar (MalformedPolicyDocumentException) and the policy lockout safety check."""
     if len(policy.encode("utf-8")) > MAX_POLICY_BYTES:
         raise LimitExceededException(
             f"Policy document exceeds the maximum size of {MAX_POLICY_BYTES} bytes."
         )
+    checker = getattr(rt.access, "check_new_policy", None)
+    if checker is not None:
+        checker(ctx, policy, key_arn, account_id, bypass=bypass)
+        return
     try:
         doc = orjson.loads(policy)
     except orjson.JSONDecodeError as exc:
@@ -78,7 +85,14 @@ def put_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dic
     name = req.get("PolicyName") or POLICY_NAME
     if name != POLICY_NAME:
         raise NotFoundException("No such policy exists")
-    check_policy(rt, ctx, req["Policy"], bypass=bool(req.get("BypassPolicyLockoutSafetyCheck")))
+    check_policy(
+        rt,
+        ctx,
+        req["Policy"],
+        key.arn,
+        key.account_id,
+        bypass=bool(req.get("BypassPolicyLockoutSafetyCheck")),
+    )
     with rt.storage.transaction():
         fresh = rt.storage.get_key(key.arn)
         if fresh is None:

@@ -82,16 +82,16 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     check_tag_limit({}, tags)
     rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
     account = ctx.principal.account_id
+    is_multi_region = bool(req.get("MultiRegion"))
+    key_id = multi_region_key_id() if is_multi_region else str(uuid.uuid4())
+    arn = rt.key_arn_for(account, ctx.region, key_id)
     policy = req.get("Policy")
     if policy is None:
         policy = key_policies.default_policy(rt.partition, account)
     else:
         key_policies.check_policy(
-            rt, ctx, policy, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
+            rt, ctx, policy, arn, account, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
         )
-    multi_region = bool(req.get("MultiRegion"))
-    key_id = multi_region_key_id() if multi_region else str(uuid.uuid4())
-    arn = rt.key_arn_for(account, ctx.region, key_id)
     key = KeyRecord(
         arn=arn,
         key_id=key_id,
@@ -105,8 +105,8 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         state=KeyState.PENDING_IMPORT.value if external else KeyState.ENABLED.value,
         created_at=ctx.now,
         policy=policy,
-        multi_region=multi_region,
-        extra={"mr_type": "PRIMARY"} if multi_region else {},
+        multi_region=is_multi_region,
+        extra={"mr_type": "PRIMARY"} if is_multi_region else {},
     )
     material = None
     if not external:

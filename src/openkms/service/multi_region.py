@@ -121,14 +121,19 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
     rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
     tags = tags_from_request(req.get("Tags"))
     check_tag_limit({}, tags)
+    arn = rt.key_arn_for(source.account_id, region, source.key_id)
     policy = req.get("Policy")
     if policy is None:
         policy = key_policies.default_policy(rt.partition, source.account_id)
     else:
         key_policies.check_policy(
-            rt, ctx, policy, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
+            rt,
+            ctx,
+            policy,
+            arn,
+            source.account_id,
+            bypass=bool(req.get("BypassPolicyLockoutSafetyCheck")),
         )
-    arn = rt.key_arn_for(source.account_id, region, source.key_id)
     external = source.origin == OriginType.EXTERNAL.value
     replica = source.with_changes(
         arn=arn,

@@ -13,7 +13,7 @@ from openkms.crypto.aead import SymmetricKey
 from openkms.domain.arn import alias_arn, is_key_id, key_arn, parse_key_ref
 from openkms.domain.key import KeyRecord
 from openkms.errors import InvalidArnException, KMSInternalException, NotFoundException
-from openkms.policy.access import AccessController, AccountOwnerAccess
+from openkms.policy.access import AccessController
 from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
 from openkms.service.caches import TtlCache
 from openkms.service.context import RequestContext
@@ -35,6 +35,12 @@ def material_aad(arn: str, material_id: str) -> bytes:
     return f"openkms:key-material:v1:{arn}:{material_id}".encode()
 
 
+def _policy_access(runtime: Runtime) -> AccessController:
+    from openkms.service.authorization import PolicyAccessController
+
+    return PolicyAccessController(runtime)
+
+
 class Runtime:
     def __init__(
         self,
@@ -50,7 +56,7 @@ class Runtime:
         self.root = root
         self.clock = clock
         self.settings = settings or RuntimeSettings()
-        self.access: AccessController = access or AccountOwnerAccess()
+        self.access: AccessController = access or _policy_access(self)
         s = self.settings
         kwargs = {} if monotonic is None else {"clock": monotonic}
         self.key_cache: TtlCache[str, KeyRecord] = TtlCache(100_000, s.cache_ttl_seconds, **kwargs)
@@ -109,6 +115,7 @@ class Runtime:
         if ref is None:
             raise NotFoundException(f"Invalid keyId '{key_ref}'")
         if ref.kind in ("alias", "alias-arn"):
+            ctx.request_alias = ref.alias_name
             if not allow_alias:
                 raise InvalidArnException("Key Aliases are not supported for this operation.")
             assert ref.alias_name is not None
