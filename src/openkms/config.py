@@ -42,6 +42,12 @@ class Settings:
     scheduler_interval_seconds: float = 60.0
     usage_flush_seconds: float = 1.0
     log_level: str = "warning"
+    # Audit log: a file (default <data_dir>/audit.log; "" to turn it off) and/or stdout.
+    audit_log: str | None = None
+    audit_stdout: bool = False
+    audit_fail_closed: bool = True
+    audit_max_bytes: int = 64 * 1024 * 1024
+    audit_backups: int = 10
 
     @property
     def data_path(self) -> Path:
@@ -55,6 +61,10 @@ class Settings:
     def root_key_path(self) -> Path:
         return Path(self.root_key_file) if self.root_key_file else self.data_path / "root.key"
 
+    @property
+    def audit_path(self) -> str:
+        return str(self.data_path / "audit.log") if self.audit_log is None else self.audit_log
+
     def validate(self) -> Settings:
         if not 0 < self.port < 65536 and self.port != 0:
             raise SettingsError(f"port: {self.port} is not a TCP port")
@@ -66,6 +76,8 @@ class Settings:
             raise SettingsError(
                 "accept_any_credentials: refused unless the server binds to a loopback address"
             )
+        if self.audit_max_bytes < 4096:
+            raise SettingsError("audit_max_bytes: must be at least 4096")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes: must be at least 1024")
         return self

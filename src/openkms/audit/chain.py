@@ -1,13 +1,13 @@
 """The hash chain of an audit log: sealing lines, and verifying files.
 
-Every line of an audit log is one compact JSON object with sorted keys, followed by ``\\n``,
-carrying ``"openkmsChain": {"hash": H, "prev": P, "seq": N}``:
+Every line of an audit log is one compact JSON object followed by ``\\n``, whose last member
+is ``"openkmsChain":{"hash":H,"prev":P,"seq":N}``:
 
 * ``seq``: the entry's position in the chain (0, 1, 2 ... across files and restarts);
 * ``prev``: the ``hash`` of the entry before it (for entry 0, the genesis value
   ``sha256("openkms-audit-v1 genesis " + logId)``);
-* ``hash``: lowercase hex SHA-256 of the line's bytes *without* the 74 bytes
-  ``"hash":"<64 hex>",`` (the line as written, minus the field, minus the newline).
+* ``hash``: lowercase hex SHA-256 of the line's exact bytes *without* the 74 bytes
+  ``"hash":"<64 hex>",`` and without the newline.
 
 Three kinds of entries share the chain: audit records (CloudTrail-shaped, ``eventVersion``),
 the header that begins every file (``openkmsHeader``: the chain's ``logId``, and the seq and
@@ -43,6 +43,7 @@ __all__ = [
     "VerifyReport",
     "genesis",
     "header_entry",
+    "order_files",
     "parse_line",
     "seal",
     "verify_files",
@@ -53,10 +54,12 @@ CHAIN: Final = "openkmsChain"
 HEADER: Final = "openkmsHeader"
 NOTICE: Final = "openkmsNotice"
 
-_MARK: Final = b'"openkmsChain":{'
-_PREV_AFTER_MARK: Final = b'"prev":"'
-_HEX64: Final = re.compile(r"[0-9a-f]{64}")
-_SORTED: Final = orjson.OPT_SORT_KEYS
+# The chain member closes every line: ``...,"openkmsChain":{"hash":H,"prev":P,"seq":N}}``.
+_TAIL: Final = re.compile(
+    rb'[,{]"openkmsChain":\{"hash":"([0-9a-f]{64})","prev":"([0-9a-f]{64})",'
+    rb'"seq":(0|[1-9][0-9]{0,18})\}\}\Z'
+)
+_TAIL_MAX: Final = 200  # bytes: the chain member is at most this long
 
 
 class ChainError(ValueError):
@@ -69,18 +72,23 @@ def genesis(log_id: str) -> str:
 
 
 def seal(entry: Mapping[str, Any], seq: int, prev: str) -> tuple[bytes, str]:
-    """The line (with its newline) for ``entry`` at ``seq`` after ``prev``, and its hash."""
-    try:
-        body = orjson.dumps({**entry, CHAIN: {"prev": prev, "seq": seq}}, option=_SORTED)
-    except TypeError as exc:  # orjson.JSONEncodeError: bytes, or a non-str key, or ...
-        raise ChainError(f"record is not JSON-serializable: {exc}") from exc
-    at = body.find(_MARK)
-    cut = at + len(_MARK)
-    # The chain object must be found exactly once, where sorting put it.
-    if at < 0 or body.find(_MARK, cut) >= 0 or body[cut : cut + 8] != _PREV_AFTER_MARK:
+    """The line (with its newline) for ``entry`` at ``seq`` after ``prev``, and its hash.
+
+    The entry is serialized compactly in its own key order, and the chain member is added as
+    its last member; the hash covers the line's exact bytes without ``"hash":"<hex>",`` and
+    the newline, so verifying never depends on re-serializing JSON the same way."""
+    if CHAIN in entry:
         raise ChainError(f"a record must not contain a member named {CHAIN!r}")
-    digest = hashlib.sha256(body).hexdigest()
-    return b"".join((body[:cut], b'"hash":"', digest.encode(), b'",', body[cut:], b"\n")), digest
+    try:
+        body = orjson.dumps(entry)
+    except TypeError as exc:  # orjson.JSONEncodeError: bytes, a non-str key, ...
+        raise ChainError(f"record is not JSON-serializable: {exc}") from exc
+    if body[-1:] != b"}":
+        raise ChainError("a record must be a JSON object")
+    head = body[:-1] + (b',"openkmsChain":{' if len(body) > 2 else b'"openkmsChain":{')
+    tail = b'"prev":"%s","seq":%d}}' % (prev.encode(), seq)
+    digest = hashlib.sha256(head + tail).hexdigest()
+    return b"".join((head, b'"hash":"', digest.encode(), b'",', tail, b"\n")), digest
 
 
 def header_entry(
@@ -145,28 +153,21 @@ class Entry:
 def parse_line(line: bytes) -> Entry:
     """Read one line (with or without its newline) as a chain entry."""
     text = line[:-1] if line.endswith(b"\n") else line
+    cut = max(0, len(text) - _TAIL_MAX)
+    match = _TAIL.search(text, cut)
+    if match is None:
+        raise ChainError(f"the line does not end with its {CHAIN} member")
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise ChainError("not a JSON object") from exc
     if not isinstance(obj, dict):
         raise ChainError("not a JSON object")
-    chain = obj.get(CHAIN)
-    if not isinstance(chain, dict):
-        raise ChainError(f"no {CHAIN} member")
-    seq, prev, digest = chain.get("seq"), chain.get("prev"), chain.get("hash")
-    if type(seq) is not int or seq < 0:
-        raise ChainError(f"{CHAIN}.seq is not a non-negative integer")
-    if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
-        raise ChainError(f"{CHAIN}.prev is not a SHA-256 hex digest")
-    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
-        raise ChainError(f"{CHAIN}.hash is not a SHA-256 hex digest")
-    hash_field = b'"hash":"' + digest.encode() + b'",'
-    at = text.find(_MARK + hash_field)
-    if at < 0:
-        raise ChainError(f"{CHAIN}.hash is not the first member of {CHAIN}")
-    cut = at + len(_MARK)
-    computed = hashlib.sha256(text[:cut] + text[cut + len(hash_field) :]).hexdigest()
+    digest, prev, seq = match.group(1).decode(), match.group(2).decode(), int(match.group(3))
+    if obj.get(CHAIN) != {"hash": digest, "prev": prev, "seq": seq}:
+        raise ChainError(f"the {CHAIN} member is inconsistent")
+    # The hashed bytes: the line without '"hash":"<64 hex>",' (8 + 64 + 2 bytes).
+    computed = hashlib.sha256(text[: match.start(1) - 8] + text[match.end(1) + 2 :]).hexdigest()
     return Entry(seq=seq, prev=prev, hash=digest, computed=computed, obj=obj)
 
 
@@ -233,7 +234,7 @@ class _End:
 
 def _first_line(path: str) -> bytes:
     with open(path, "rb") as handle:
-        return handle.readline()
+        return handle.readline(1 << 20)  # a header is small; do not slurp a garbage file
 
 
 def _head_of(path: str, order: int) -> _FileHead:
@@ -246,6 +247,126 @@ def _head_of(path: str, order: int) -> _FileHead:
     if not isinstance(log_id, str):
         return _FileHead(path, order, None, None)
     return _FileHead(path, order, log_id, entry.seq)
+
+
+_NOT_WRITTEN: Final = {
+    "dropped": "were dropped by the writer (fail-open): those calls were answered",
+    "refused": "could not be written (fail-closed): those calls were refused",
+}
+
+
+def _seq_range(first: int, last: int) -> str:
+    return f"seq {first} is" if first == last else f"seq {first}..{last} are"
+
+
+@dataclass(slots=True)
+class _Link:
+    seq: int
+    hash: str
+    prev: str
+    line: int
+
+
+class _Links:
+    """Follows the chain through one file: which entries link, and where it broke.
+
+    An entry that goes back in seq is left out of the chain (reported as a duplicate or as
+    out of order) so that the genuine entries after it still link. Two entries claiming the
+    same place (same seq, same prev) are a fork: the next line tells which one the chain goes
+    on from, and the other is reported as inserted."""
+
+    _RECENT = 4096
+
+    def __init__(self, walker: _Walker, path: str) -> None:
+        self.walker = walker
+        self.path = path
+        self.seq: int | None = None  # expected seq of the next entry (None: unknown)
+        self.prev: str | None = None  # expected prev of the next entry
+        self.last: _Link | None = None
+        self.fork: _Link | None = None
+        self.recent: dict[str, int] = {}  # hash -> line, of entries taken
+
+    def expect(self, seq: int | None, prev: str | None) -> None:
+        self.seq, self.prev = seq, prev
+
+    def lost(self) -> None:
+        self.resolve_fork(None)
+        self.seq = self.prev = None
+
+    def problem(self, line: int, seq: int | None, kind: str, message: str) -> None:
+        self.walker.problem(self.path, line, seq, kind, message)
+
+    def resolve_fork(self, entry: Entry | None) -> None:
+        fork, last = self.fork, self.last
+        if fork is None or last is None:
+            return
+        self.fork = None
+        if entry is not None and entry.prev == fork.hash:
+            self.problem(
+                last.line,
+                last.seq,
+                "inserted",
+                f"not part of the chain: line {fork.line} holds seq {fork.seq} too, and the "
+                f"chain goes on from it",
+            )
+            self.last, self.seq, self.prev = fork, fork.seq + 1, fork.hash
+            self.recent[fork.hash] = fork.line
+        else:
+            self.problem(
+                fork.line,
+                fork.seq,
+                "inserted",
+                f"not part of the chain: line {last.line} holds seq {fork.seq} too"
+                + (", and the chain goes on from it" if entry is not None else ""),
+            )
+
+    def take(self, entry: Entry, line: int) -> bool:
+        """Check one entry's link; True when it is taken as part of the chain."""
+        self.resolve_fork(entry)
+        seq, last = self.seq, self.last
+        if seq is not None and entry.seq < seq:
+            if last is not None and (entry.seq, entry.prev) == (last.seq, last.prev):
+                self.fork = _Link(entry.seq, entry.hash, entry.prev, line)
+            elif entry.hash in self.recent:
+                self.problem(
+                    line,
+                    entry.seq,
+                    "duplicate",
+                    f"a copy of line {self.recent[entry.hash]} (seq {entry.seq})",
+                )
+            else:
+                self.problem(
+                    line,
+                    entry.seq,
+                    "out-of-order",
+                    f"seq {entry.seq} after seq {seq - 1}: inserted or moved here",
+                )
+            return False
+        if seq is not None and entry.seq > seq:
+            self.problem(
+                line,
+                entry.seq,
+                "missing",
+                f"{_seq_range(seq, entry.seq - 1)} missing before this line: removed or moved",
+            )
+        elif self.prev is not None and entry.prev != self.prev:
+            after = f"line {last.line}" if last is not None else "the previous file"
+            self.problem(
+                line,
+                entry.seq,
+                "broken-link",
+                f"prev does not match the hash of {after}: that entry was modified and "
+                "re-hashed, or this one was inserted",
+            )
+        self.last = _Link(entry.seq, entry.hash, entry.prev, line)
+        self.seq, self.prev = entry.seq + 1, entry.hash
+        if len(self.recent) >= self._RECENT:
+            self.recent.clear()
+        self.recent[entry.hash] = line
+        return True
+
+    def finish(self) -> None:
+        self.resolve_fork(None)
 
 
 class _Walker:
@@ -286,15 +407,13 @@ class _Walker:
         summary: ChainSummary,
     ) -> _End:
         self.report.files.append(path)
-        expected_seq: int | None = None
-        expected_prev: str | None = None
-        previous_line = 0
         end = _End(path, None, None, 0, 0)
         try:
             handle = open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             self.problem(path, 0, None, "unreadable", str(exc))
             return before or end
+        links = _Links(self, path)
         with handle:
             lineno = 0
             for raw in handle:
@@ -307,12 +426,12 @@ class _Walker:
                     entry = parse_line(raw)
                 except ChainError as exc:
                     self.problem(path, lineno, None, "unparseable", str(exc))
-                    expected_seq = expected_prev = None  # cannot check the next link
+                    links.lost()  # the next line cannot be linked
                     continue
                 self.report.entries += 1
                 if lineno == 1:
-                    expected_seq, expected_prev = self.header(
-                        path, entry, log_id, before, first_of_chain=first_of_chain
+                    links.expect(
+                        *self.header(path, entry, log_id, before, first_of_chain=first_of_chain)
                     )
                 elif entry.header is not None:
                     self.problem(
@@ -324,62 +443,31 @@ class _Walker:
                         lineno,
                         entry.seq,
                         "edited",
-                        "the record's content does not match its hash: it was modified",
+                        "the entry's content does not match its hash: it was modified",
                     )
-                if expected_seq is not None and entry.seq != expected_seq:
-                    if entry.seq > expected_seq:
-                        missing = (
-                            f"seq {expected_seq}"
-                            if entry.seq == expected_seq + 1
-                            else f"seq {expected_seq}..{entry.seq - 1}"
-                        )
-                        self.problem(
-                            path,
-                            lineno,
-                            entry.seq,
-                            "missing",
-                            f"{missing} missing before this line: removed or reordered",
-                        )
-                    else:
-                        self.problem(
-                            path,
-                            lineno,
-                            entry.seq,
-                            "out-of-order",
-                            f"seq {entry.seq} follows seq {expected_seq - 1}: a record was "
-                            "inserted, duplicated or moved here",
-                        )
-                elif expected_prev is not None and entry.prev != expected_prev:
-                    after = f"line {previous_line}" if previous_line else "the previous file"
-                    self.problem(
-                        path,
-                        lineno,
-                        entry.seq,
-                        "broken-link",
-                        f"prev does not match the hash of {after}: that entry was modified and "
-                        "re-hashed, or this one was inserted",
-                    )
+                if not links.take(entry, lineno):
+                    continue  # not part of the chain (reported)
                 if entry.is_record:
                     self.report.records += 1
                     summary.records += 1
                 notice = entry.notice
-                if notice is not None and notice.get("kind") == "dropped":
+                if notice is not None and notice.get("kind") in _NOT_WRITTEN:
                     self.warn(
                         path,
                         lineno,
                         entry.seq,
-                        "dropped",
-                        f"the writer dropped {notice.get('count')} record(s) between "
-                        f"{notice.get('first')} and {notice.get('last')} (fail-open sink)",
+                        str(notice["kind"]),
+                        f"{notice.get('count')} record(s) between {notice.get('first')} and "
+                        f"{notice.get('last')} {_NOT_WRITTEN[notice['kind']]}",
                     )
                 if entry.seq in self.anchors and entry.hash in self.anchors[entry.seq]:
                     self.found.add((entry.seq, entry.hash))
                 if summary.first_seq is None:
                     summary.first_seq = entry.seq
-                summary.last_seq, summary.last_hash = entry.seq, entry.hash
-                expected_seq, expected_prev = entry.seq + 1, entry.hash
-                end.seq, end.hash = entry.seq, entry.hash
-                previous_line = lineno
+        links.finish()
+        if links.last is not None:
+            end.seq, end.hash = links.last.seq, links.last.hash
+            summary.last_seq, summary.last_hash = links.last.seq, links.last.hash
         if end.line == 0:
             self.problem(path, 0, None, "empty", "the file is empty (no header)")
         return end
@@ -436,7 +524,7 @@ class _Walker:
             if p_seq > before.seq:
                 message = (
                     f"{before.path} ends at seq {before.seq} but this file continues from seq "
-                    f"{p_seq}: seq {before.seq + 1}..{p_seq} are missing (removed from the end "
+                    f"{p_seq}: {_seq_range(before.seq + 1, p_seq)} missing (removed from the end "
                     "of the previous file, or a file is missing)"
                 )
                 self.problem(path, 1, entry.seq, "missing", message)
@@ -482,6 +570,25 @@ class _Walker:
         return (before.seq + 1, before.hash) if linked else (p_seq + 1, p_hash)
 
 
+def order_files(paths: Iterable[str | Path]) -> list[tuple[str | None, list[str]]]:
+    """The files grouped by chain (``logId`` of their header) and put in chain order; a
+    file without a readable header is a group of its own (``None``)."""
+    groups: dict[str, list[_FileHead]] = {}
+    result: list[tuple[str | None, list[_FileHead]]] = []
+    for order, path in enumerate(paths):
+        head = _head_of(str(path), order)
+        if head.log_id is None:
+            result.append((None, [head]))
+        elif head.log_id in groups:
+            groups[head.log_id].append(head)
+        else:
+            groups[head.log_id] = [head]
+            result.append((head.log_id, groups[head.log_id]))
+    for _, members in result:
+        members.sort(key=lambda h: (h.seq if h.seq is not None else -1, h.order))
+    return [(log_id, [h.path for h in members]) for log_id, members in result]
+
+
 def verify_files(
     paths: Iterable[str | Path], *, anchors: Sequence[tuple[int, str]] = ()
 ) -> VerifyReport:
@@ -496,19 +603,8 @@ def verify_files(
     for seq, digest in anchors:
         anchor_map.setdefault(seq, set()).add(digest)
     walker = _Walker(report, anchor_map)
-    heads = [_head_of(str(p), i) for i, p in enumerate(paths)]
-    chains: dict[str, list[_FileHead]] = {}
-    loose: list[_FileHead] = []
-    for head in heads:
-        if head.log_id is None:
-            loose.append(head)
-        else:
-            chains.setdefault(head.log_id, []).append(head)
-    for log_id, members in chains.items():
-        members.sort(key=lambda h: (h.seq if h.seq is not None else -1, h.order))
-        walker.chain(log_id, [h.path for h in members])
-    for head in loose:
-        walker.chain(None, [head.path])
+    for log_id, members in order_files(paths):
+        walker.chain(log_id, members)
     for seq, digests in anchor_map.items():
         for digest in digests:
             if (seq, digest) not in walker.found:

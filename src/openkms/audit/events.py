@@ -27,8 +27,8 @@ between records of the same principal.
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final
@@ -41,6 +41,7 @@ __all__ = [
     "EVENT_SOURCE",
     "EVENT_VERSION",
     "build_record",
+    "event_id",
     "event_time",
     "is_read_only",
     "user_identity",
@@ -87,6 +88,20 @@ def is_read_only(operation: str) -> bool:
     return operation in _read_only_operations()
 
 
+# --- eventID -------------------------------------------------------------------------------------
+_VERSION_4: Final = (0x4 << 76) | (0x8 << 60)  # version nibble 4, variant bits 10
+_CLEAR: Final = ~((0xF << 76) | (0xC << 60)) & ((1 << 128) - 1)
+
+
+def event_id() -> str:
+    """A random (version 4) UUID string, about 8 times cheaper than ``str(uuid.uuid4())``.
+
+    Event ids must be unique, not secret: the random module's generator (reseeded in every
+    forked child) gives 122 random bits like ``uuid4``."""
+    h = f"{random.getrandbits(128) & _CLEAR | _VERSION_4:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 # --- eventTime ----------------------------------------------------------------------------------
 _last_second: int = -1
 _last_text: str = ""
@@ -104,7 +119,7 @@ def event_time(epoch: float) -> str:
 
 
 # --- userIdentity --------------------------------------------------------------------------------
-_IDENTITIES: dict[Principal, dict[str, Any]] = {}
+_IDENTITIES: dict[tuple[str, ...], dict[str, Any]] = {}
 _IDENTITIES_LIMIT: Final = 4096
 
 
@@ -127,7 +142,16 @@ def user_identity(principal: Principal | None, access_key_id: str = "") -> dict[
             "accountId": "",
             "accessKeyId": access_key_id,
         }
-    cached = _IDENTITIES.get(principal)
+    # Keyed by a tuple of strings (their hashes are cached), not by the dataclass, whose
+    # generated __hash__ costs a microsecond.
+    key = (
+        principal.arn,
+        principal.access_key_id,
+        principal.user_id,
+        principal.kind,
+        principal.account_id,
+    )
+    cached = _IDENTITIES.get(key)
     if cached is not None:
         return cached
     identity: dict[str, Any] = {
@@ -163,17 +187,29 @@ def user_identity(principal: Principal | None, access_key_id: str = "") -> dict[
         }
     if len(_IDENTITIES) >= _IDENTITIES_LIMIT:
         _IDENTITIES.clear()
-    _IDENTITIES[principal] = identity
+    _IDENTITIES[key] = identity
     return identity
 
 
 # --- resources -------------------------------------------------------------------------------
+_RESOURCES: dict[tuple[str, str], dict[str, str]] = {}
+_RESOURCES_LIMIT: Final = 16384
+
+
 def _resource(arn: str, default_account: str) -> dict[str, str]:
+    key = (arn, default_account)
+    found = _RESOURCES.get(key)
+    if found is not None:
+        return found
     parts = arn.split(":", 5)
     account = parts[4] if len(parts) == 6 and parts[4] else default_account
     resource = parts[5] if len(parts) == 6 else ""
     kind = "AWS::KMS::Alias" if resource.startswith("alias/") else "AWS::KMS::Key"
-    return {"accountId": account, "type": kind, "ARN": arn}
+    found = {"accountId": account, "type": kind, "ARN": arn}
+    if len(_RESOURCES) >= _RESOURCES_LIMIT:
+        _RESOURCES.clear()
+    _RESOURCES[key] = found
+    return found
 
 
 def build_record(
@@ -209,28 +245,29 @@ def build_record(
         response_elements = redact(response)
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(
-            None if ctx is None else ctx.principal, access_key_id
-        ),
+        "userIdentity": user_identity(None if ctx is None else ctx.principal, access_key_id),
         "eventTime": _event_time(event_time),
         "eventSource": EVENT_SOURCE,
         "eventName": operation,
         "awsRegion": region,
         "sourceIPAddress": source_ip,
         "userAgent": user_agent,
-        "requestParameters": redact(request_params),
-        "responseElements": response_elements,
     }
-    if failed:
+    if failed:  # CloudTrail's place for them: before requestParameters
         record["errorCode"] = error_code
         record["errorMessage"] = error_message or ""
+    record["requestParameters"] = redact(request_params)
+    record["responseElements"] = response_elements
     if additional_event_data:
         record["additionalEventData"] = dict(additional_event_data)
     record["requestID"] = request_id
-    record["eventID"] = str(uuid.uuid4())
+    record["eventID"] = event_id()
     record["readOnly"] = read_only
     if resources:
-        record["resources"] = [_resource(arn, account_id) for arn in dict.fromkeys(resources)]
+        if len(resources) == 1:
+            record["resources"] = [_resource(resources[0], account_id)]
+        else:
+            record["resources"] = [_resource(a, account_id) for a in dict.fromkeys(resources)]
     record["eventType"] = "AwsApiCall"
     record["managementEvent"] = True
     record["recipientAccountId"] = account_id

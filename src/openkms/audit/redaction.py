@@ -170,9 +170,9 @@ def _value(name: str, value: object) -> tuple[bool, Any]:
         return True, value
     if isinstance(value, Mapping):
         return True, _structure(value)
-    if kind is list or kind is tuple:
+    if isinstance(value, list | tuple):
         items = []
-        for item in value:  # type: ignore[attr-defined]
+        for item in value:
             keep, logged = _value(name, item)
             if keep:
                 items.append(logged)
@@ -186,23 +186,32 @@ def _value(name: str, value: object) -> tuple[bool, Any]:
 
 def _structure(params: Mapping[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    names = _NAMES
     for name, value in params.items():
-        if type(name) is not str:
-            continue
-        decision, logged_name = _classify(name)
-        if decision == _DROP:
-            continue
-        if decision == _CONTEXT:
+        entry = names.get(name)
+        if entry is None:
+            if type(name) is not str:
+                continue
+            entry = _classify(name)
+        decision, logged_name = entry
+        if decision == _PLAIN:
+            kind = type(value)
+            if kind is str or kind is int or kind is bool or kind is float or value is None:
+                out[logged_name] = value
+            else:
+                keep, logged = _value(name, value)
+                if keep:
+                    out[logged_name] = logged
+        elif decision == _CONTEXT:
             context = _context(value)
             if context is not None:
                 out[logged_name] = context
-            continue
-        if decision == _TIME and type(value) in (int, float):
-            out[logged_name] = cloudtrail_date(value)
-            continue
-        keep, logged = _value(name, value)
-        if keep:
-            out[logged_name] = logged
+        elif decision == _TIME:
+            if type(value) in (int, float):
+                out[logged_name] = cloudtrail_date(value)
+            elif type(value) is str:
+                out[logged_name] = value
+        # _DROP: not logged
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from openkms.cli.audit import register as register_audit
 from openkms.clock import SystemClock
 from openkms.config import ENV_SETTINGS, Settings, SettingsError, is_loopback
 from openkms.errors import OpenKMSError
@@ -41,6 +42,12 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
         settings = settings.replace(dev=True)
     if getattr(args, "accept_any_credentials", False):
         settings = settings.replace(accept_any_credentials=True)
+    if getattr(args, "audit_log", None) is not None:
+        settings = settings.replace(audit_log=args.audit_log)
+    if getattr(args, "audit_stdout", False):
+        settings = settings.replace(audit_stdout=True)
+    if getattr(args, "audit_fail_open", False):
+        settings = settings.replace(audit_fail_closed=False)
     return settings.validate()
 
 
@@ -239,6 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="UNSAFE: accept any well-formed SigV4 request as the root of --account-id",
     )
     serve.add_argument("--account-id", help="account for --accept-any-credentials")
+    serve.add_argument(
+        "--audit-log", help="audit log file (default <data-dir>/audit.log; '' = off)"
+    )
+    serve.add_argument(
+        "--audit-stdout", action="store_true", help="also write audit records to stdout"
+    )
+    serve.add_argument(
+        "--audit-fail-open",
+        action="store_true",
+        help="serve requests even when their audit record cannot be written (default: fail them)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     accounts = sub.add_parser("accounts", help="manage accounts")
@@ -250,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst = asub.add_parser("list", help="list accounts and their access keys")
     _common(lst)
     lst.set_defaults(func=cmd_accounts_list)
+
+    register_audit(sub)
 
     scheduler = sub.add_parser("scheduler", help="run scheduled jobs (deletions, rotations)")
     ssub = scheduler.add_subparsers(dest="scheduler_command", required=True)

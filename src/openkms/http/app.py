@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from openkms.audit import AuditSink, AuditWriteError, build_record, is_read_only
 from openkms.auth.sigv4 import SignedRequest, SigV4Verifier
 from openkms.config import Settings, settings_from_env
 from openkms.errors import (
@@ -26,7 +27,7 @@ from openkms.errors import (
     UnknownOperationException,
 )
 from openkms.http.identity import Identities
-from openkms.http.wiring import Wired, build_runtime
+from openkms.http.wiring import Wired, build_runtime, open_audit_sink
 from openkms.protocol import codec
 from openkms.protocol.errors import error_body
 from openkms.protocol.model import TARGET_PREFIX
@@ -63,6 +64,7 @@ class OpenKMSApp:
             max_skew_seconds=self.settings.max_clock_skew_seconds,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self.audit: AuditSink | None = open_audit_sink(self.settings)
         if self.settings.accept_any_credentials:
             ensure_account(wired.storage, self.runtime.clock, self.settings.account_id)
 
@@ -104,6 +106,8 @@ class OpenKMSApp:
                 await task
         self._tasks.clear()
         self._flush_usage()
+        if self.audit is not None:
+            self.audit.close()
 
     async def _every(self, seconds: float, job: Callable[[], None]) -> None:
         while True:
@@ -176,6 +180,10 @@ class OpenKMSApp:
         self, scope: Scope, body: bytes, request_id: str
     ) -> tuple[int, bytes, str | None, bytes]:
         """(status, payload, error type, content type)."""
+        ctx: RequestContext | None = None
+        params: dict[str, Any] | None = None
+        result: dict[str, Any] | None = None
+        error: OpenKMSError | None = None
         try:
             ctx, service, operation = self._authenticate(scope, body, request_id)
             if service != "kms":
@@ -183,7 +191,6 @@ class OpenKMSApp:
             handler = handler_for(operation)
             params = validate_input(operation, codec.decode_body(body))
             result = handler(self.runtime, ctx, params)
-            return 200, codec.encode(result), None, _JSON_TYPE
         except OpenKMSError as exc:
             service = _scope_service(scope)
             if service in ("iam", "sts"):
@@ -191,15 +198,57 @@ class OpenKMSApp:
 
                 status, payload, code = render_error(service, exc, request_id)
                 return status, payload, code, b"text/xml"
-            return exc.status, error_body(exc), exc.code, _JSON_TYPE
+            error = exc
         except StorageError:
             log.exception("storage failure (request %s)", request_id)
-            internal = KMSInternalException("The service could not reach its storage; retry.")
-            return internal.status, error_body(internal), internal.code, _JSON_TYPE
+            error = KMSInternalException("The service could not reach its storage; retry.")
         except Exception:
             log.exception("unexpected failure (request %s)", request_id)
-            internal = KMSInternalException("")
-            return internal.status, error_body(internal), internal.code, _JSON_TYPE
+            error = KMSInternalException("")
+        try:
+            self._audit(scope, request_id, ctx, params, result, error)
+        except AuditWriteError:
+            log.error("audit record could not be written; failing request %s", request_id)
+            error = KMSInternalException("The request could not be audited; retry.")
+            result = None
+        if error is not None or result is None:
+            error = error or KMSInternalException("")
+            return error.status, error_body(error), error.code, _JSON_TYPE
+        return 200, codec.encode(result), None, _JSON_TYPE
+
+    def _audit(
+        self,
+        scope: Scope,
+        request_id: str,
+        ctx: RequestContext | None,
+        params: dict[str, Any] | None,
+        result: dict[str, Any] | None,
+        error: OpenKMSError | None,
+    ) -> None:
+        if self.audit is None:
+            return
+        operation = ctx.operation if ctx is not None else _target_operation(scope)
+        if not operation:
+            return
+        client = scope.get("client") or ("", 0)
+        now = ctx.now if ctx is not None else self.runtime.clock.now()
+        record = build_record(
+            ctx=ctx,
+            operation=operation,
+            request_params=params,
+            response=result,
+            error_code=error.code if error is not None else None,
+            error_message=error.message if error is not None else None,
+            request_id=request_id,
+            event_time=now,
+            region=ctx.region if ctx is not None else "",
+            source_ip=str(client[0]),
+            user_agent=ctx.user_agent if ctx is not None else _header(scope, b"user-agent"),
+            read_only=is_read_only(operation),
+            resources=ctx.resources if ctx is not None else (),
+            account_id=ctx.principal.account_id if ctx is not None else "",
+        )
+        self.audit.write(record)
 
     def _query_api(
         self, service: str, ctx: RequestContext, scope: Scope, body: bytes
@@ -313,6 +362,18 @@ class OpenKMSApp:
             headers.append((b"x-amzn-errortype", error_type.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _target_operation(scope: Scope) -> str:
+    target = _header(scope, b"x-amz-target")
+    return target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
 
 
 def _scope_service(scope: Scope) -> str:

@@ -4,7 +4,9 @@ are built from Settings and wired together."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from openkms.audit import AuditSink, FileAuditSink, MultiSink, StdoutAuditSink
 from openkms.clock import Clock, SystemClock
 from openkms.config import Settings, root_key_from_env, root_key_passphrase_from_env
 from openkms.rootoftrust.base import RootOfTrust
@@ -41,6 +43,27 @@ def check_root(storage: Storage, root: RootOfTrust) -> None:
             "the root key does not match the one this database was written with "
             f"(check value {root.check_value()}, expected {stored})"
         )
+
+
+def open_audit_sink(settings: Settings) -> AuditSink | None:
+    """The audit sinks the settings ask for; each worker process opens its own file."""
+    sinks: list[AuditSink] = []
+    if settings.audit_path:
+        path = Path(settings.audit_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sinks.append(
+            FileAuditSink(
+                path,
+                max_bytes=settings.audit_max_bytes,
+                backups=settings.audit_backups,
+                fail_closed=settings.audit_fail_closed,
+            )
+        )
+    if settings.audit_stdout:
+        sinks.append(StdoutAuditSink(fail_closed=settings.audit_fail_closed))
+    if not sinks:
+        return None
+    return sinks[0] if len(sinks) == 1 else MultiSink(sinks)
 
 
 @dataclass(frozen=True, slots=True)
