@@ -56,7 +56,11 @@ class OpenKMSApp:
         self.settings = wired.settings
         self.runtime = wired.runtime
         self.identities = Identities(
-            wired.storage, wired.root, self.settings.partition, self.settings.cache_ttl_seconds
+            wired.storage,
+            wired.root,
+            self.settings.partition,
+            self.settings.cache_ttl_seconds,
+            clock=self.runtime.clock,
         )
         self.verifier = SigV4Verifier(
             self.identities.secret_for,
@@ -205,6 +209,11 @@ class OpenKMSApp:
         except Exception:
             log.exception("unexpected failure (request %s)", request_id)
             error = KMSInternalException("")
+        if error is not None and _scope_service(scope) in ("iam", "sts"):
+            from openkms.iam.dispatch import render_error
+
+            status, payload, code = render_error(_scope_service(scope), error, request_id)
+            return status, payload, code, b"text/xml"
         try:
             self._audit(scope, request_id, ctx, params, result, error)
         except AuditWriteError:
@@ -300,7 +309,9 @@ class OpenKMSApp:
                 self.settings.account_id, verified.access_key_id
             )
         else:
-            principal = self.identities.principal_for(verified.access_key_id)
+            principal = self.identities.principal_for(
+                verified.access_key_id, verified.session_token
+            )
         operation = target[len(_TARGET_PREFIX) :] if service == "kms" else ""
         client = scope.get("client") or ("", 0)
         user_agent = ""

@@ -8,8 +8,8 @@ most, like access keys) because each call reads storage.
 - Assumed-role session: the role's inline and attached policies, provided the role still exists
   with the id the session was issued for (a role deleted and created again under the same name
   does not give old sessions its new permissions).
-- Root: none (the account root is allowed everything in its account, except explicit denies are
-  not applicable either: IAM policies cannot be attached to root).
+- Root: none (IAM policies do not attach to the account root, which may do everything in its
+  account).
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def session_role(storage: Storage, principal: Principal) -> Role | None:
     return role if role.role_id == role_id else None
 
 
-def _entity_policies(store: IamStore, kind: str, name: str) -> list[str]:
+def entity_policies(store: IamStore, kind: str, name: str) -> list[str]:
+    """The inline policies and the default versions of the attached managed policies of the
+    user, group or role ``name`` (``kind`` is "user", "group" or "role")."""
     texts = [p.document for p in store.inline_policies(kind, name)]
     for attachment in store.attachments(kind, name):
         policy = store.policy_by_arn(attachment.policy_arn)
@@ -62,13 +64,13 @@ def identity_policies_for(storage: Storage, principal: Principal) -> list[str]:
         user = store.get_user(name_from_arn(principal.arn))
         if user is None or user.arn != principal.arn:
             return []
-        texts = _entity_policies(store, "user", user.name)
+        texts = entity_policies(store, "user", user.name)
         for group_name in store.group_names_of(user.name):
-            texts.extend(_entity_policies(store, "group", group_name))
+            texts.extend(entity_policies(store, "group", group_name))
         return texts
     if principal.kind == "assumed-role":
         role = session_role(storage, principal)
-        return [] if role is None else _entity_policies(store, "role", role.name)
+        return [] if role is None else entity_policies(store, "role", role.name)
     return []
 
 

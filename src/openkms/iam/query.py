@@ -286,13 +286,19 @@ class _Validator:
             return
         if kind in ("integer", "long", "float", "double"):
             if "min" in shape and value < shape["min"]:
-                self.fail(value, path, f"Member must have value greater than or equal to {shape['min']}")
+                self.fail(
+                    value, path, f"Member must have value greater than or equal to {shape['min']}"
+                )
             elif "max" in shape and value > shape["max"]:
-                self.fail(value, path, f"Member must have value less than or equal to {shape['max']}")
+                self.fail(
+                    value, path, f"Member must have value less than or equal to {shape['max']}"
+                )
 
     def _length(self, shape: Mapping[str, Any], value: Any, path: str, length: int) -> None:
         if "min" in shape and length < shape["min"]:
-            self.fail(value, path, f"Member must have length greater than or equal to {shape['min']}")
+            self.fail(
+                value, path, f"Member must have length greater than or equal to {shape['min']}"
+            )
         elif "max" in shape and length > shape["max"]:
             self.fail(value, path, f"Member must have length less than or equal to {shape['max']}")
 

@@ -151,7 +151,10 @@ def issue_session(
 
 def load_session(storage: Storage, access_key_id: str) -> SessionRecord | None:
     text = storage.get_document(SESSION_KIND, SESSION_SCOPE, access_key_id)
-    return None if text is None else SessionRecord.from_json(text)
+    if text is None:
+        return None
+    record = SessionRecord.from_json(text)
+    return record if record.access_key_id == access_key_id else None
 
 
 def purge_expired(storage: Storage, now: float, *, grace_seconds: float = 3600.0) -> int:

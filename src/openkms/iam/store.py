@@ -25,10 +25,12 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
 import orjson
 
-from openkms.iam import EntityAlreadyExists, InvalidInput, NoSuchEntity
+from openkms.iam import EntityAlreadyExists, InvalidInput, LimitExceeded, NoSuchEntity
+from openkms.service.context import Principal
 from openkms.storage.base import Storage, StorageConflict
 
 USER = "iam-user"
@@ -121,6 +123,12 @@ class Attachment:
     policy_name: str
 
 
+@dataclass(frozen=True, slots=True)
+class Membership:
+    group: str
+    user: str
+
+
 _E = TypeVar("_E")
 
 
@@ -143,7 +151,7 @@ def decode_marker(marker: str | None) -> str | None:
     if marker is None:
         return None
     try:
-        return base64.urlsafe_b64decode(marker.encode("ascii")).decode()
+        return base64.b64decode(marker.encode("ascii"), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeError, ValueError) as exc:
         raise InvalidInput("Invalid Marker.") from exc
 
@@ -180,7 +188,9 @@ class IamStore:
             kind, self.account_id, name, _dump(entity), now, create_only=create
         )
 
-    def _iter(self, kind: str, prefix: str = "", after: str | None = None) -> Iterator[tuple[str, str]]:
+    def _iter(
+        self, kind: str, prefix: str = "", after: str | None = None
+    ) -> Iterator[tuple[str, str]]:
         cursor = after
         while True:
             batch = self.storage.list_documents(
@@ -311,7 +321,11 @@ class IamStore:
 
     def put_policy_version(self, policy: ManagedPolicy, version: PolicyVersion, now: float) -> None:
         self._put(
-            POLICY_VERSION, self._version_name(policy, version.version_id), version, now, create=True
+            POLICY_VERSION,
+            self._version_name(policy, version.version_id),
+            version,
+            now,
+            create=True,
         )
 
     def delete_policy_version(self, policy: ManagedPolicy, version_id: str) -> bool:
@@ -398,7 +412,7 @@ class IamStore:
 
     # -- group memberships ---------------------------------------------------------------------
     def add_member(self, group: Group, user: User, now: float) -> None:
-        doc = orjson.dumps({"group": group.name, "user": user.name}).decode()
+        doc = _dump(Membership(group.name, user.name))
         for name in (
             f"user/{key_of(user.name)}/{key_of(group.name)}",
             f"group/{key_of(group.name)}/{key_of(user.name)}",
@@ -438,3 +452,76 @@ def name_from_arn(arn: str) -> str:
 
 def path_matches(path: str, prefix: str | None) -> bool:
     return prefix is None or path.startswith(prefix)
+
+
+# --- tags ----------------------------------------------------------------------------------
+MAX_TAGS = 50
+
+
+def tags_from_params(raw: list[dict[str, str]] | None) -> Tags:
+    """``[{"Key":..., "Value":...}]`` as given, checked: keys unique regardless of case and not
+    under the reserved ``aws:`` prefix."""
+    tags: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for item in raw or []:
+        key, value = item["Key"], item.get("Value", "")
+        if key.lower() in seen:
+            raise InvalidInput(
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+            )
+        if key.lower().startswith("aws:"):
+            raise InvalidInput("User-defined tag keys can't start with 'aws:'.")
+        seen.add(key.lower())
+        tags.append((key, value))
+    return tuple(tags)
+
+
+def merge_tags(current: Tags, new: Tags) -> Tags:
+    """``current`` with ``new`` added; a key given again (in any case) takes the new value."""
+    replaced = {k.lower() for k, _ in new}
+    merged = [(k, v) for k, v in current if k.lower() not in replaced] + list(new)
+    if len(merged) > MAX_TAGS:
+        raise LimitExceeded(f"Cannot exceed quota for TagsPerEntity: {MAX_TAGS}")
+    return tuple(merged)
+
+
+def remove_tags(current: Tags, keys: list[str]) -> Tags:
+    gone = {k.lower() for k in keys}
+    return tuple((k, v) for k, v in current if k.lower() not in gone)
+
+
+def tags_out(tags: Tags) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags]
+
+
+def request_tag_context(tags: Tags) -> dict[str, tuple[str, ...]]:
+    """``aws:RequestTag/...`` and ``aws:TagKeys`` for a request that passes tags."""
+    context: dict[str, tuple[str, ...]] = {f"aws:RequestTag/{k}": (v,) for k, v in tags}
+    if tags:
+        context["aws:TagKeys"] = tuple(k for k, _ in tags)
+    return context
+
+
+def account_store(storage: Storage, principal: Principal, partition: str) -> IamStore:
+    """The IAM store of the caller's account."""
+    return IamStore(storage, principal.account_id, partition)
+
+
+# --- policy documents ----------------------------------------------------------------------
+def decode_document(text: str) -> str:
+    """A policy document as the request carries it: JSON, or JSON URL-encoded once more
+    (IAM accepts both)."""
+    stripped = text.lstrip()
+    if stripped.startswith("%7B") or stripped.startswith("%7b"):
+        return unquote(stripped)
+    return text
+
+
+def encode_document(text: str) -> str:
+    """A policy document as IAM returns it: URL-encoded (botocore decodes it again)."""
+    return quote(text, safe="")
+
+
+def policy_size(text: str) -> int:
+    """IAM's size of a policy: its characters, whitespace not counted."""
+    return sum(1 for c in text if not c.isspace())

@@ -92,6 +92,8 @@ class PolicyAccessController:
         self._identities: TtlCache[str, Identity] = TtlCache(
             50_000, runtime.settings.cache_ttl_seconds
         )
+        # A session's role never changes; only its existence does (checked per identity load).
+        self._role_arns: TtlCache[str, str] = TtlCache(50_000, 3600.0)
 
     # -- the protocol ----------------------------------------------------------------------------
     def authorize_key(
@@ -204,10 +206,7 @@ class PolicyAccessController:
         principal = ctx.principal
         role_arn = None
         if principal.kind == "assumed-role":
-            # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCOUNT:role/ROLE
-            parts = principal.arn.split(":", 5)
-            role = parts[5].split("/")[1] if len(parts) == 6 else ""
-            role_arn = f"arn:{parts[1]}:iam::{principal.account_id}:role/{role}"
+            role_arn = self._role_arn(principal)
         return RequestFacts(
             principal_arn=principal.arn,
             principal_account=principal.account_id,
@@ -218,6 +217,19 @@ class PolicyAccessController:
             resource_account=resource_account,
             context=context,
         )
+
+    def _role_arn(self, principal: Principal) -> str | None:
+        """The role ARN (with its path) behind a session, as policies name it."""
+        cache_key = f"role|{principal.access_key_id}"
+        cached = self._role_arns.get(cache_key)
+        if cached is not None:
+            return cached
+        from openkms.iam.authz import role_arn_of
+
+        role_arn = role_arn_of(self._rt.storage, principal)
+        if role_arn is not None:
+            self._role_arns.put(cache_key, role_arn)
+        return role_arn
 
     def _context(
         self,

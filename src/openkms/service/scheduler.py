@@ -19,11 +19,15 @@ class SchedulerReport:
     deleted: list[str]
     rotated: list[str]
     expired: list[str]
+    sessions_purged: int = 0
 
 
 def run_once(rt: Runtime, now: float) -> SchedulerReport:
+    from openkms.iam.sessions import purge_expired
+
     return SchedulerReport(
         deleted=purge_due_keys(rt, now),
         rotated=run_due_rotations(rt, now),
         expired=expire_material(rt, now),
+        sessions_purged=purge_expired(rt.storage, now),
     )
