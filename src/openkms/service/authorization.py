@@ -50,11 +50,23 @@ def parse_key_policy(text: str) -> PolicyDocument:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """What applies to one principal, resolved from IAM."""
+    """What applies to one principal, resolved from IAM. ``generation`` changes whenever the
+    identity is re-read, so decisions cached against it expire with it."""
 
     policies: tuple[PolicyDocument, ...]
     session_policies: tuple[PolicyDocument, ...]
     tags: Mapping[str, str]
+    generation: int = 0
+    context_free: bool = True
+
+
+def context_free(document: PolicyDocument, text: str) -> bool:
+    """A policy whose decisions depend only on principal, action and resource: no conditions
+    and no policy variables."""
+    return "${" not in text and all(not st.conditions for st in document.statements)
+
+
+_ROOT_IDENTITY = Identity((), (), {})
 
 
 class LazyContext(Mapping[str, tuple[str, ...]]):
@@ -94,6 +106,13 @@ class PolicyAccessController:
         )
         # A session's role never changes; only its existence does (checked per identity load).
         self._role_arns: TtlCache[str, str] = TtlCache(50_000, 3600.0)
+        # Decisions that depend on no condition key, for at most the cache TTL. Their key names
+        # the identity generation and the key policy text, so any change misses the cache.
+        self._decisions: TtlCache[tuple[str, str, str, str, int, str], bool] = TtlCache(
+            100_000, runtime.settings.cache_ttl_seconds
+        )
+        self._policy_context_free: dict[str, bool] = {}
+        self._generation = 0
 
     # -- the protocol ----------------------------------------------------------------------------
     def authorize_key(
@@ -106,11 +125,28 @@ class PolicyAccessController:
         req = req or {}
         principal = ctx.principal
         identity = self._identity(principal)
+        key_policy = parse_key_policy(key.policy)
+        cacheable = (
+            identity.context_free
+            and self._key_policy_context_free(key_policy, key.policy)
+            and not req.get("GrantTokens")
+            and not self._rt.grants(key.arn)
+        )
+        cache_key = (
+            principal.arn,
+            principal.access_key_id,
+            action,
+            key.arn,
+            identity.generation,
+            key.policy,
+        )
+        if cacheable and self._decisions.get(cache_key):
+            return
         context = self._context(ctx, action, key, req, identity)
         facts = self._facts(ctx, action, key.arn, key.account_id, context)
         grants = self._grants(ctx, action, key, req)
         decision = evaluate_kms(
-            parse_key_policy(key.policy),
+            key_policy,
             identity.policies,
             grants,
             facts,
@@ -118,7 +154,18 @@ class PolicyAccessController:
             is_root=principal.kind == "root",
             encryption_context=_encryption_context(action, req),
         )
+        if cacheable and decision.allowed:
+            self._decisions.put(cache_key, True)
         self._enforce(decision, principal, action, key.arn)
+
+    def _key_policy_context_free(self, document: PolicyDocument, text: str) -> bool:
+        known = self._policy_context_free.get(text)
+        if known is None:
+            if len(self._policy_context_free) > 10_000:
+                self._policy_context_free.clear()
+            known = context_free(document, text)
+            self._policy_context_free[text] = known
+        return known
 
     def authorize_account(
         self, ctx: RequestContext, action: str, resource: str, req: Mapping[str, Any] | None = None
@@ -160,7 +207,7 @@ class PolicyAccessController:
     # -- facts -------------------------------------------------------------------------------------
     def _identity(self, principal: Principal) -> Identity:
         if principal.kind == "root":
-            return Identity((), (), {})
+            return _ROOT_IDENTITY
         cache_key = f"{principal.arn}|{principal.access_key_id}"
         cached = self._identities.get(cache_key)
         if cached is not None:
@@ -173,16 +220,20 @@ class PolicyAccessController:
 
         storage = self._rt.storage
         policies = []
+        free = True
         for text in identity_policies_for(storage, principal):
             try:
-                policies.append(parse_policy_cached(text, "identity"))
+                document = parse_policy_cached(text, "identity")
             except PolicyError:
                 # Stored policies were validated when written; one that no longer parses
                 # grants nothing (fail closed).
                 continue
+            policies.append(document)
+            free = free and context_free(document, text)
         sessions: list[PolicyDocument] = []
         session_text = session_policy_for(storage, principal)
         if session_text is not None:
+            free = free and "${" not in session_text and "Condition" not in session_text
             try:
                 sessions.append(parse_policy_cached(session_text, "session"))
             except PolicyError:
