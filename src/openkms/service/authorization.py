@@ -240,8 +240,13 @@ class PolicyAccessController:
                 sessions.append(
                     parse_policy_cached('{"Version":"2012-10-17","Statement":[]}', "session")
                 )
+        self._generation += 1
         identity = Identity(
-            tuple(policies), tuple(sessions), principal_tags_for(storage, principal)
+            tuple(policies),
+            tuple(sessions),
+            principal_tags_for(storage, principal),
+            self._generation,
+            free,
         )
         self._identities.put(cache_key, identity)
         return identity
