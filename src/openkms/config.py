@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,17 @@ import orjson
 ENV_SETTINGS = "OPENKMS_SETTINGS_JSON"
 ENV_ROOT_KEY = "OPENKMS_ROOT_KEY"
 ENV_ROOT_KEY_PASSPHRASE = "OPENKMS_ROOT_KEY_PASSPHRASE"  # noqa: S105 - a variable name
+# The root of trust can also be chosen through the environment (``openkms serve`` has no flags
+# for it yet); each variable fills the setting of the same name when that is left at its default.
+ENV_ROOT_OF_TRUST = "OPENKMS_ROOT_OF_TRUST"
+ENV_ROOT_KEY_FILE = "OPENKMS_ROOT_KEY_FILE"
+ENV_PKCS11_MODULE = "OPENKMS_PKCS11_MODULE"
+ENV_PKCS11_TOKEN_LABEL = "OPENKMS_PKCS11_TOKEN_LABEL"  # noqa: S105 - a variable name
+ENV_PKCS11_KEY_LABEL = "OPENKMS_PKCS11_KEY_LABEL"
+ENV_PKCS11_PIN_FILE = "OPENKMS_PKCS11_PIN_FILE"
+ENV_PKCS11_PIN = "OPENKMS_PKCS11_PIN"
+ENV_PKCS11_CREATE_KEY = "OPENKMS_PKCS11_CREATE_KEY"
+ROOTS_OF_TRUST = ("file", "pkcs11")
 
 
 class SettingsError(ValueError):
@@ -48,6 +64,29 @@ class Settings:
     audit_fail_closed: bool = True
     audit_max_bytes: int = 64 * 1024 * 1024
     audit_backups: int = 10
+    # Root of trust: "file" (root_key_file, or OPENKMS_ROOT_KEY) or "pkcs11" (an AES-256 key in
+    # an HSM, found by token and key label; the PIN comes from pkcs11_pin_file or
+    # OPENKMS_PKCS11_PIN, never from the settings themselves). See docs/hsm.md.
+    root_of_trust: str = "file"
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_key_label: str | None = None
+    pkcs11_pin_file: str | None = None
+    pkcs11_create_key: bool = False  # generate the key in the token when the label is absent
+    # Start without the root key and answer 503 until enough Shamir shares are entered.
+    sealed: bool = False
+    # Transport, metrics, quotas, logging, shutdown (docs/configuration.md).
+    tls_cert: str | None = None  # PEM certificate (chain) file; with tls_key: serve HTTPS
+    tls_key: str | None = None  # PEM private key file of tls_cert
+    allow_plain_http_non_loopback: bool = False  # e.g. behind a TLS-terminating proxy
+    fips_mode: bool = False  # refuse key specs and algorithms FIPS 140-3 does not approve
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text format)
+    metrics_port: int | None = None  # None: /metrics on the service port
+    rate_limits_enabled: bool = True  # AWS's request quotas (dev mode: off unless asked)
+    rate_limit_overrides: tuple[tuple[str, float | None], ...] = ()  # quota -> rate/s|None
+    log_format: str = "text"  # "text" or "json" (one object per line)
+    shutdown_timeout_seconds: float = 10.0  # grace for in-flight requests on SIGTERM
+    runtime_dir: str | None = None  # default <data_dir>/run: metrics files, rate-limit buckets
 
     @property
     def data_path(self) -> Path:
@@ -65,6 +104,23 @@ class Settings:
     def audit_path(self) -> str:
         return str(self.data_path / "audit.log") if self.audit_log is None else self.audit_log
 
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert is not None and self.tls_key is not None
+
+    @property
+    def runtime_path(self) -> Path:
+        """Per-run state shared by the workers; the server empties it at start."""
+        return Path(self.runtime_dir) if self.runtime_dir else self.data_path / "run"
+
+    @property
+    def metrics_multiproc_path(self) -> Path:
+        return self.runtime_path / "metrics"
+
+    @property
+    def ratelimit_path(self) -> Path:
+        return self.runtime_path / "ratelimit.bin"
+
     def validate(self) -> Settings:
         if not 0 < self.port < 65536 and self.port != 0:
             raise SettingsError(f"port: {self.port} is not a TCP port")
@@ -80,7 +136,68 @@ class Settings:
             raise SettingsError("audit_max_bytes: must be at least 4096")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes: must be at least 1024")
+        self._validate_service()
+        if self.root_of_trust not in ROOTS_OF_TRUST:
+            raise SettingsError(
+                f"root_of_trust: {self.root_of_trust!r} is not one of {', '.join(ROOTS_OF_TRUST)}"
+            )
+        if self.sealed and self.workers > 1:
+            raise SettingsError(
+                "sealed: a sealed server runs one worker (shares reach one process)"
+            )
+        if self.sealed and self.dev:
+            raise SettingsError("sealed: development mode cannot start sealed")
         return self
+
+    def validate_root_of_trust(self) -> Settings:
+        """The checks that need the environment's values too (``with_root_env``)."""
+        self.validate()
+        if self.root_of_trust == "pkcs11" and not self.sealed:
+            for name in ("pkcs11_module", "pkcs11_token_label", "pkcs11_key_label"):
+                if not getattr(self, name):
+                    raise SettingsError(f"{name}: required when root_of_trust is pkcs11")
+        return self
+
+    def _validate_service(self) -> None:
+        """Transport, metrics, quotas, logging and shutdown."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise SettingsError(f"{missing}: tls_cert and tls_key must be given together")
+        if (
+            not self.tls_enabled
+            and not is_loopback(self.host)
+            and not self.allow_plain_http_non_loopback
+        ):
+            raise SettingsError(
+                f"host: plain HTTP on the non-loopback address {self.host} is refused; give "
+                "tls_cert and tls_key, or set allow_plain_http_non_loopback (e.g. behind a "
+                "TLS-terminating proxy)"
+            )
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise SettingsError(
+                f"log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"log_format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+            )
+        if self.metrics_port is not None:
+            if not 0 < self.metrics_port < 65536:
+                raise SettingsError(f"metrics_port: {self.metrics_port} is not a TCP port")
+            if self.metrics_port == self.port:
+                raise SettingsError(
+                    "metrics_port: must differ from port (leave it unset to serve /metrics "
+                    "on the service port)"
+                )
+        if not self.shutdown_timeout_seconds >= 0:
+            raise SettingsError("shutdown_timeout_seconds: must be 0 or more")
+        if self.rate_limit_overrides:
+            from openkms.http.ratelimit import check_overrides
+
+            try:
+                check_overrides(self.rate_limit_overrides)
+            except ValueError as exc:
+                raise SettingsError(f"rate_limit_overrides: {exc}") from None
 
     def to_json(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()
@@ -92,6 +209,10 @@ class Settings:
         unknown = set(data) - known
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        if data.get("rate_limit_overrides"):
+            data["rate_limit_overrides"] = tuple(
+                (str(name), rate) for name, rate in data["rate_limit_overrides"]
+            )
         return cls(**data).validate()
 
     def replace(self, **changes: Any) -> Settings:
@@ -118,3 +239,303 @@ def root_key_from_env() -> str | None:
 
 def root_key_passphrase_from_env() -> str | None:
     return os.environ.get(ENV_ROOT_KEY_PASSPHRASE)
+
+
+def with_root_env(settings: Settings) -> Settings:
+    """``settings`` with the root-of-trust settings the environment gives (each fills a setting
+    left at its default; the PIN itself is read by ``pkcs11_pin``)."""
+    changes: dict[str, Any] = {}
+    value = os.environ.get(ENV_ROOT_OF_TRUST)
+    if value and settings.root_of_trust == "file":
+        changes["root_of_trust"] = value
+    for env, name in (
+        (ENV_ROOT_KEY_FILE, "root_key_file"),
+        (ENV_PKCS11_MODULE, "pkcs11_module"),
+        (ENV_PKCS11_TOKEN_LABEL, "pkcs11_token_label"),
+        (ENV_PKCS11_KEY_LABEL, "pkcs11_key_label"),
+        (ENV_PKCS11_PIN_FILE, "pkcs11_pin_file"),
+    ):
+        value = os.environ.get(env)
+        if value and getattr(settings, name) is None:
+            changes[name] = value
+    if os.environ.get(ENV_PKCS11_CREATE_KEY, "").lower() in ("1", "true", "yes"):
+        changes["pkcs11_create_key"] = True
+    return settings.replace(**changes) if changes else settings
+
+
+def pkcs11_pin(settings: Settings) -> str | None:
+    """The token's user PIN: the first line of ``pkcs11_pin_file``, else OPENKMS_PKCS11_PIN.
+    Never logged; the file should be readable by the server's user only."""
+    if settings.pkcs11_pin_file:
+        path = Path(settings.pkcs11_pin_file)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise SettingsError(f"pkcs11_pin_file: {path} cannot be read") from exc
+        pin = text.splitlines()[0] if text else ""
+        if not pin:
+            raise SettingsError(f"pkcs11_pin_file: {path} is empty")
+        return pin
+    return os.environ.get(ENV_PKCS11_PIN) or None
+
+
+# --- Configuration file and environment -----------------------------------------------------------
+ENV_CONFIG = "OPENKMS_CONFIG"
+ENV_PREFIX = "OPENKMS_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("text", "json")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_UNLIMITED = "unlimited"
+
+
+def reserved_env_names() -> frozenset[str]:
+    """``OPENKMS_*`` variables that are not settings (secrets, the worker hand-over, the
+    configuration file): every ``ENV_*`` constant of this module that names no setting."""
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    return frozenset(
+        value
+        for name, value in globals().items()
+        if name.startswith("ENV_")
+        and isinstance(value, str)
+        and value.startswith(ENV_PREFIX)
+        and value != ENV_PREFIX
+        and value[len(ENV_PREFIX) :].lower() not in fields
+    )
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def _optional_inner(typ: Any) -> tuple[Any, bool]:
+    """(T, True) for ``T | None``, else (typ, False)."""
+    if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union:
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(typ)) == 2:
+            return args[0], True
+    return typ, False
+
+
+def _is_overrides(typ: Any) -> bool:
+    return bool(typ == tuple[tuple[str, float | None], ...])
+
+
+def _kind(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a table",
+        list: "an array",
+    }.get(type(value), type(value).__name__)
+
+
+def _coerce_overrides(name: str, value: object, where: str) -> tuple[tuple[str, float | None], ...]:
+    """A table of quota name -> requests per second (a number, ``"unlimited"`` or inf)."""
+    if isinstance(value, str) and where == "env":
+        text = value.strip()
+        if not text:
+            return ()
+        if text.startswith("{"):
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise SettingsError(f"{name}: not a JSON object ({exc})") from None
+        else:
+            pairs: dict[str, object] = {}
+            for item in text.split(","):
+                quota, sep, rate = item.partition("=")
+                if not sep:
+                    raise SettingsError(f"{name}: {item.strip()!r} is not QUOTA=RATE")
+                pairs[quota.strip()] = rate.strip()
+            value = pairs
+    if isinstance(value, list | tuple):
+        try:
+            value = {str(k): v for k, v in value}
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected a table of quota = rate") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{name}: expected a table of quota = rate, got {_kind(value)}")
+    result: dict[str, float | None] = {}
+    for quota, rate in value.items():
+        parsed: float | None
+        if rate is None or (isinstance(rate, str) and rate.strip().lower() in (_UNLIMITED, "inf")):
+            parsed = None
+        elif isinstance(rate, str) and where == "env":
+            try:
+                parsed = float(rate)
+            except ValueError:
+                raise SettingsError(f"{name}.{quota}: {rate!r} is not a number") from None
+        elif isinstance(rate, int | float) and not isinstance(rate, bool):
+            parsed = None if math.isinf(rate) and rate > 0 else float(rate)
+        else:
+            raise SettingsError(
+                f"{name}.{quota}: expected requests per second or 'unlimited', got {_kind(rate)}"
+            )
+        result[str(quota)] = parsed
+    return tuple(sorted(result.items()))
+
+
+def _coerce(name: str, typ: Any, value: object, where: str) -> Any:
+    """``value`` (from a TOML file, an environment string or a command-line override) as the
+    setting's type; SettingsError naming the setting otherwise."""
+    if _is_overrides(typ):
+        return _coerce_overrides(name, value, where)
+    inner, optional = _optional_inner(typ)
+    if where == "env":
+        assert isinstance(value, str)
+        text = value.strip()
+        if optional and inner is not str and text.lower() in ("", "none", "null"):
+            return None
+        if inner is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise SettingsError(f"{name}: {value!r} is not a boolean (use true or false)")
+        if inner is int:
+            try:
+                return int(text, 10)
+            except ValueError:
+                raise SettingsError(f"{name}: {value!r} is not an integer") from None
+        if inner is float:
+            try:
+                number = float(text)
+            except ValueError:
+                raise SettingsError(f"{name}: {value!r} is not a number") from None
+            if math.isnan(number):
+                raise SettingsError(f"{name}: {value!r} is not a number")
+            return number
+        if inner is str:
+            return value
+        raise SettingsError(f"{name}: cannot be set from the environment")
+    if value is None and optional:
+        return None
+    if inner is bool:
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(f"{name}: expected true or false, got {_kind(value)}")
+    if inner is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise SettingsError(f"{name}: expected an integer, got {_kind(value)}")
+    if inner is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isnan(value):
+                raise SettingsError(f"{name}: expected a number, got nan")
+            return float(value)
+        raise SettingsError(f"{name}: expected a number, got {_kind(value)}")
+    if inner is str:
+        if isinstance(value, str):
+            return value
+        raise SettingsError(f"{name}: expected a string, got {_kind(value)}")
+    return value
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings a TOML file gives, typed and checked by name (not yet validated)."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise SettingsError(f"config: cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config: {path} is not valid TOML: {exc}") from None
+    fields = _field_types()
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in fields:
+            raise SettingsError(f"{name}: unknown setting (in {path})")
+        try:
+            values[name] = _coerce(name, fields[name], value, "file")
+        except SettingsError as exc:
+            raise SettingsError(f"{exc} (in {path})") from None
+    return values
+
+
+def settings_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings ``OPENKMS_<NAME>`` variables give; an unknown ``OPENKMS_*`` variable is an
+    error (a misspelt setting must not be silently ignored)."""
+    fields = _field_types()
+    reserved = reserved_env_names()
+    values: dict[str, Any] = {}
+    for var, text in env.items():
+        if not var.startswith(ENV_PREFIX) or var in reserved:
+            continue
+        name = var[len(ENV_PREFIX) :].lower()
+        if name not in fields:
+            raise SettingsError(f"{var}: unknown setting (environment variable)")
+        try:
+            values[name] = _coerce(name, fields[name], text, "env")
+        except SettingsError as exc:
+            raise SettingsError(f"{exc} (from {var})") from None
+    return values
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """The effective settings: defaults < the TOML file at ``path`` (or ``$OPENKMS_CONFIG``)
+    < ``OPENKMS_*`` variables in ``env`` < ``overrides`` (command-line values; a None value
+    means "not given"). Everything goes through one typed model; an unknown name or a bad
+    value raises SettingsError naming it.
+
+    Development mode turns rate limits off unless ``rate_limits_enabled`` was set explicitly
+    somewhere (``--rate-limits``, ``OPENKMS_RATE_LIMITS_ENABLED=1``, the file).
+    """
+    if path is None:
+        path = env.get(ENV_CONFIG) or None
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(read_config_file(path))
+    values.update(settings_from_environment(env))
+    fields = _field_types()
+    for name, value in (overrides or {}).items():
+        if name not in fields:
+            raise SettingsError(f"{name}: unknown setting (command line)")
+        if value is not None:
+            values[name] = _coerce(name, fields[name], value, "override")
+    if values.get("dev") and "rate_limits_enabled" not in values:
+        values["rate_limits_enabled"] = False
+    settings = Settings(**values).validate()
+    for name in ("tls_cert", "tls_key"):
+        file = getattr(settings, name)
+        if file is not None and not Path(file).is_file():
+            raise SettingsError(f"{name}: {file} does not exist or is not a file")
+    return settings
+
+
+def parse_setting(name: str, text: str) -> Any:
+    """A setting's value from its text form (as ``OPENKMS_<NAME>`` would give it), e.g. for a
+    ``--set NAME=VALUE`` option; SettingsError for an unknown name or a bad value."""
+    fields = _field_types()
+    if name not in fields:
+        raise SettingsError(f"{name}: unknown setting")
+    return _coerce(name, fields[name], text, "env")
+
+
+def secret_env_names() -> tuple[str, ...]:
+    """Variables that hold secrets (key material, passphrases, PINs): never shown."""
+    return tuple(
+        sorted(
+            value
+            for value in reserved_env_names() - {ENV_CONFIG, ENV_SETTINGS}
+            if any(word in value.lower() for word in ("_key", "passphrase", "_pin", "secret"))
+            and not value.endswith(("_FILE", "_LABEL", "_MODULE"))
+        )
+    )
+
+
+def secrets_set_in(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Which of the secret variables ``env`` sets (their values are never returned)."""
+    return tuple(name for name in secret_env_names() if env.get(name))
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment, for callers that must not read it themselves."""
+    return os.environ
