@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR)
+	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR) $(if $(RATE_LIMITS),--rate-limits)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q $(PYTEST_ARGS)

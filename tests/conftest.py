@@ -39,6 +39,8 @@ STDERR_LOG = "server.stderr.log"
 
 
 # --- processes -----------------------------------------------------------------------------------
+
+
 def openkms_command(*args: str) -> list[str]:
     """The openkms CLI of this interpreter (the venv's), whatever PATH says."""
     return [sys.executable, "-m", "openkms.cli.main", *args]
@@ -52,6 +54,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("OPENKMS_", "AWS_")) and k != "PYTEST_XDIST_WORKER"
     }
+    # Test servers run without AWS's request quotas (a suite makes bursts of control-plane calls
+    # far above them); the throttling tests pass --rate-limits, which wins over this.
+    env["OPENKMS_RATE_LIMITS_ENABLED"] = "0"
     env.update(extra or {})
     return env
 

@@ -13,9 +13,22 @@ from pathlib import Path
 import orjson
 
 from openkms.cli.audit import register as register_audit
+from openkms.cli.config_cmd import register as register_config
+from openkms.cli.envelope import register as register_envelope
+from openkms.cli.rootkey import register as register_rootkey
+from openkms.cli.tls import register as register_tls
 from openkms.clock import SystemClock
-from openkms.config import ENV_SETTINGS, Settings, SettingsError, is_loopback
+from openkms.config import (
+    ENV_SETTINGS,
+    Settings,
+    SettingsError,
+    environ,
+    is_loopback,
+    load_settings,
+)
 from openkms.errors import OpenKMSError
+from openkms.http.metrics import prepare_multiprocess_dir, start_metrics_server
+from openkms.http.ratelimit import reset_shared_buckets
 from openkms.http.wiring import (
     RootKeyMismatch,
     build_runtime,
@@ -23,6 +36,7 @@ from openkms.http.wiring import (
     open_root,
     open_storage,
 )
+from openkms.logsetup import configure_logging, uvicorn_log_config
 from openkms.rootoftrust.file import RootKeyFileError
 from openkms.service.accounts import IssuedAccessKey, create_account
 from openkms.service.scheduler import run_once
@@ -31,24 +45,41 @@ from openkms.storage.base import StorageError
 DEV_ENV_FILE = "dev.env"
 
 
+_OVERRIDES = {
+    # command-line attribute -> setting name
+    "data_dir": "data_dir",
+    "host": "host",
+    "port": "port",
+    "workers": "workers",
+    "database": "database",
+    "account_id": "account_id",
+    "partition": "partition",
+    "dev": "dev",
+    "accept_any_credentials": "accept_any_credentials",
+    "audit_log": "audit_log",
+    "audit_stdout": "audit_stdout",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "allow_plain_http_non_loopback": "allow_plain_http_non_loopback",
+    "fips": "fips_mode",
+    "metrics": "metrics_enabled",
+    "metrics_port": "metrics_port",
+    "rate_limits": "rate_limits_enabled",
+    "log_format": "log_format",
+    "log_level": "log_level",
+    "shutdown_timeout": "shutdown_timeout_seconds",
+    "runtime_dir": "runtime_dir",
+}
+
+
 def _settings_from_args(args: argparse.Namespace) -> Settings:
-    changes = {
-        name: getattr(args, name)
-        for name in ("data_dir", "host", "port", "workers", "database", "account_id", "partition")
-        if getattr(args, name, None) is not None
+    """defaults < configuration file < OPENKMS_* environment < command line."""
+    overrides: dict[str, object] = {
+        setting: getattr(args, attr, None) for attr, setting in _OVERRIDES.items()
     }
-    settings = Settings(**changes)
-    if getattr(args, "dev", False):
-        settings = settings.replace(dev=True)
-    if getattr(args, "accept_any_credentials", False):
-        settings = settings.replace(accept_any_credentials=True)
-    if getattr(args, "audit_log", None) is not None:
-        settings = settings.replace(audit_log=args.audit_log)
-    if getattr(args, "audit_stdout", False):
-        settings = settings.replace(audit_stdout=True)
-    if getattr(args, "audit_fail_open", False):
-        settings = settings.replace(audit_fail_closed=False)
-    return settings.validate()
+    if getattr(args, "audit_fail_open", None):
+        overrides["audit_fail_closed"] = False
+    return load_settings(getattr(args, "config", None), environ(), overrides)
 
 
 def _dev_env_lines(settings: Settings, issued: IssuedAccessKey | None, endpoint: str) -> str:
@@ -97,9 +128,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
     if settings.dev and not is_loopback(settings.host):
         raise SettingsError("dev: development mode binds to loopback only")
-    endpoint = (
-        f"http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:{settings.port}"  # noqa: S104
-    )
+    scheme = "https" if settings.tls_enabled else "http"
+    shown_host = "127.0.0.1" if settings.host == "0.0.0.0" else settings.host  # noqa: S104
+    endpoint = f"{scheme}://{shown_host}:{settings.port}"
     if settings.dev:
         env_file = _bootstrap_dev(settings, endpoint)
         print(f"openkms (development mode) on {endpoint}", flush=True)
@@ -121,6 +152,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         finally:
             storage.close()
     os.environ[ENV_SETTINGS] = settings.to_json()
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.metrics_enabled:
+        prepare_multiprocess_dir(settings.metrics_multiproc_path)
+        if settings.metrics_port:
+            start_metrics_server(
+                settings.host,
+                settings.metrics_port,
+                settings.metrics_multiproc_path,
+                certfile=settings.tls_cert,
+                keyfile=settings.tls_key,
+            )
+    if settings.rate_limits_enabled:
+        reset_shared_buckets(settings.ratelimit_path)
     import uvicorn
 
     uvicorn.run(
@@ -132,9 +176,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
     return 0
 
@@ -236,13 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the KMS server")
     _common(serve)
+    serve.add_argument("--config", help="TOML configuration file (or $OPENKMS_CONFIG)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 4566)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
-    serve.add_argument("--dev", action="store_true", help="development mode (loopback only)")
+    serve.add_argument(
+        "--dev", action="store_true", default=None, help="development mode (loopback only)"
+    )
     serve.add_argument(
         "--accept-any-credentials",
         action="store_true",
+        default=None,
         help="UNSAFE: accept any well-formed SigV4 request as the root of --account-id",
     )
     serve.add_argument("--account-id", help="account for --accept-any-credentials")
@@ -250,12 +301,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--audit-log", help="audit log file (default <data-dir>/audit.log; '' = off)"
     )
     serve.add_argument(
-        "--audit-stdout", action="store_true", help="also write audit records to stdout"
+        "--audit-stdout",
+        action="store_true",
+        default=None,
+        help="also write audit records to stdout",
     )
     serve.add_argument(
         "--audit-fail-open",
         action="store_true",
+        default=None,
         help="serve requests even when their audit record cannot be written (default: fail them)",
+    )
+    serve.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--allow-plain-http-non-loopback",
+        action="store_true",
+        default=None,
+        help="allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)",
+    )
+    serve.add_argument(
+        "--fips",
+        action="store_true",
+        default=None,
+        help="refuse key specs and algorithms outside FIPS 140-3's approved list",
+    )
+    serve.add_argument(
+        "--metrics", action=argparse.BooleanOptionalAction, default=None, help="GET /metrics"
+    )
+    serve.add_argument("--metrics-port", type=int, help="serve /metrics on its own port")
+    serve.add_argument(
+        "--rate-limits",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="AWS's request quotas (default on; off in --dev unless given)",
+    )
+    serve.add_argument("--log-format", choices=["text", "json"], help="log format")
+    serve.add_argument("--log-level", help="log level (default warning)")
+    serve.add_argument(
+        "--shutdown-timeout", type=float, help="seconds to finish in-flight requests on SIGTERM"
+    )
+    serve.add_argument(
+        "--runtime-dir", help="metrics and rate-limit files (default <data-dir>/run)"
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -270,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_accounts_list)
 
     register_audit(sub)
+    register_tls(sub)
+    register_config(sub)
+    register_rootkey(sub)
+    register_envelope(sub)
 
     scheduler = sub.add_parser("scheduler", help="run scheduled jobs (deletions, rotations)")
     ssub = scheduler.add_subparsers(dest="scheduler_command", required=True)

@@ -24,16 +24,23 @@ from openkms.errors import (
     KMSInternalException,
     OpenKMSError,
     RequestEntityTooLarge,
+    ThrottlingException,
     UnknownOperationException,
+    UnsupportedOperationException,
 )
+from openkms.fips import fips_refusal
 from openkms.http.identity import Identities
+from openkms.http.metrics import Metrics
+from openkms.http.ratelimit import CRYPTO_OPERATIONS, RateLimiter, limiter_from_settings
 from openkms.http.wiring import Wired, build_runtime, open_audit_sink
+from openkms.logsetup import bind_request_id, reset_request_id
 from openkms.protocol import codec
 from openkms.protocol.errors import error_body
 from openkms.protocol.model import TARGET_PREFIX
 from openkms.protocol.operations import handler_for
 from openkms.protocol.validation import validate_input
 from openkms.service.accounts import ensure_account
+from openkms.service.caches import TtlCache
 from openkms.service.context import RequestContext
 from openkms.service.scheduler import run_once
 from openkms.storage.base import StorageError
@@ -69,6 +76,18 @@ class OpenKMSApp:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.audit: AuditSink | None = open_audit_sink(self.settings)
+        self.metrics: Metrics | None = None
+        if self.settings.metrics_enabled:
+            self.metrics = Metrics(self.settings.metrics_multiproc_path)
+            rt = self.runtime
+            for name, cache in (
+                ("keys", rt.key_cache),
+                ("aliases", rt.alias_cache),
+                ("material", rt.material_cache),
+                ("grants", rt.grant_cache),
+            ):
+                self.metrics.register_cache(name, _cache_stats(cache))
+        self.limiter: RateLimiter | None = limiter_from_settings(self.settings)
         if self.settings.accept_any_credentials:
             ensure_account(wired.storage, self.runtime.clock, self.settings.account_id)
 
@@ -112,6 +131,8 @@ class OpenKMSApp:
         self._flush_usage()
         if self.audit is not None:
             self.audit.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     async def _every(self, seconds: float, job: Callable[[], None]) -> None:
         while True:
@@ -119,6 +140,8 @@ class OpenKMSApp:
             job()
 
     def _flush_usage(self) -> None:
+        if self.metrics is not None:
+            self.metrics.flush()
         try:
             self.runtime.flush_usage()
         except StorageError:
@@ -129,7 +152,16 @@ class OpenKMSApp:
             report = run_once(self.runtime, self.runtime.clock.now())
         except StorageError:
             log.warning("scheduler: storage unavailable; will retry")
+            if self.metrics is not None:
+                self.metrics.scheduler_run(False)
             return
+        if self.metrics is not None:
+            self.metrics.scheduler_run(
+                True,
+                deleted=len(report.deleted),
+                rotated=len(report.rotated),
+                expired=len(report.expired),
+            )
         for arn in report.deleted:
             log.info("deleted key %s at the end of its waiting period", arn)
         for arn in report.rotated:
@@ -140,11 +172,26 @@ class OpenKMSApp:
     # -- HTTP -----------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
+        token = bind_request_id(request_id)
+        try:
+            await self._http_request(scope, receive, send, request_id)
+        finally:
+            reset_request_id(token)
+
+    async def _http_request(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
         method = scope["method"]
         path = scope["path"]
         if method == "GET" and path in ("/healthz", "/readyz", "/"):
             await self._health(path, request_id, send)
             return
+        if method == "GET" and path == "/metrics" and self._metrics_here():
+            assert self.metrics is not None
+            metrics_type, metrics_body = self.metrics.render()
+            await self._send(send, 200, metrics_body, request_id, None, metrics_type.encode())
+            return
+        started = time.perf_counter()
         try:
             body = await self._read_body(scope, receive)
         except OpenKMSError as exc:
@@ -155,6 +202,12 @@ class OpenKMSApp:
             return
         status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
         await self._send(send, status, payload, request_id, error_type, content_type)
+        if self.metrics is not None:
+            operation = _target_operation(scope) or _scope_service(scope) or "other"
+            self.metrics.observe(operation, error_type or "ok", time.perf_counter() - started)
+
+    def _metrics_here(self) -> bool:
+        return self.metrics is not None and not self.settings.metrics_port
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
@@ -194,6 +247,7 @@ class OpenKMSApp:
                 return self._query_api(service, ctx, scope, body)
             handler = handler_for(operation)
             params = validate_input(operation, codec.decode_body(body))
+            self._gate(ctx, operation, params)
             result = handler(self.runtime, ctx, params)
         except OpenKMSError as exc:
             service = _scope_service(scope)
@@ -218,12 +272,37 @@ class OpenKMSApp:
             self._audit(scope, request_id, ctx, params, result, error)
         except AuditWriteError:
             log.error("audit record could not be written; failing request %s", request_id)
+            if self.metrics is not None:
+                self.metrics.audit_write_failure()
             error = KMSInternalException("The request could not be audited; retry.")
             result = None
         if error is not None or result is None:
             error = error or KMSInternalException("")
             return error.status, error_body(error), error.code, _JSON_TYPE
         return 200, codec.encode(result), None, _JSON_TYPE
+
+    def _gate(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> None:
+        """Rate limits and the FIPS-style mode, before the operation runs."""
+        if self.limiter is None and not self.settings.fips_mode:
+            return
+        key_spec = None
+        if "KeyId" in params and operation in CRYPTO_OPERATIONS:
+            try:
+                key_spec = self.runtime.resolve_key(ctx, params["KeyId"], record=False).key_spec
+            except OpenKMSError:
+                key_spec = None  # the handler answers with the right error
+        if self.limiter is not None and not self.limiter.check(
+            ctx.principal.account_id,
+            operation,
+            key_spec,
+            params.get("KeyPairSpec"),
+            region=ctx.region,
+        ):
+            if self.metrics is not None:
+                self.metrics.throttled(operation)
+            raise ThrottlingException("Rate exceeded")
+        if self.settings.fips_mode:
+            fips_gate(operation, params, key_spec)
 
     def _audit(
         self,
@@ -373,6 +452,36 @@ class OpenKMSApp:
             headers.append((b"x-amzn-errortype", error_type.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _cache_stats(cache: TtlCache[Any, Any]) -> Callable[[], tuple[int, int]]:
+    return lambda: (cache.hits, cache.misses)
+
+
+def fips_gate(operation: str, params: dict[str, Any], key_spec: str | None) -> None:
+    """Refuses key specs and algorithms outside FIPS 140-3's approved list."""
+    checks: list[tuple[str | None, str | None]] = []
+    if operation == "CreateKey":
+        checks.append((params.get("KeySpec") or params.get("CustomerMasterKeySpec"), None))
+    if operation in ("GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"):
+        checks.append((params.get("KeyPairSpec"), None))
+    if operation == "GetParametersForImport":
+        checks.append((params.get("WrappingKeySpec"), params.get("WrappingAlgorithm")))
+    algorithm = (
+        params.get("EncryptionAlgorithm")
+        or params.get("SigningAlgorithm")
+        or params.get("MacAlgorithm")
+        or params.get("KeyAgreementAlgorithm")
+        or params.get("SourceEncryptionAlgorithm")
+    )
+    if key_spec is not None or algorithm is not None:
+        checks.append((key_spec, algorithm))
+    if params.get("DestinationEncryptionAlgorithm") is not None:
+        checks.append((None, params["DestinationEncryptionAlgorithm"]))
+    for spec, alg in checks:
+        refusal = fips_refusal(spec, alg)
+        if refusal is not None:
+            raise UnsupportedOperationException(refusal)
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -106,7 +106,7 @@ class Runtime:
         self.alias_cache.pop((account_id, region, alias_name))
 
     def resolve_key(
-        self, ctx: RequestContext, key_ref: str, *, allow_alias: bool = True
+        self, ctx: RequestContext, key_ref: str, *, allow_alias: bool = True, record: bool = True
     ) -> KeyRecord:
         """Finds the key a ``key_ref`` names, in the caller's Region; NotFoundException if none."""
         ref = parse_key_ref(key_ref)
