@@ -97,12 +97,6 @@ def test_rotation_and_key_state(kms: BaseClient) -> None:
     expect_error("KMSInvalidStateException", kms.rotate_key_on_demand, KeyId=key_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GetKeyRotationStatus of a key pending deletion reports KeyRotationEnabled "
-    "true; AWS documents that while a key is pending deletion its rotation status is false, "
-    "and returns to true when the deletion is canceled",
-)
 def test_rotation_status_while_pending_deletion(kms: BaseClient) -> None:
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     kms.enable_key_rotation(KeyId=key_id)

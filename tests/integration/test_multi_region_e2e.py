@@ -255,13 +255,6 @@ def test_rotation_is_driven_from_the_primary(
     assert describe(third, key_id)["CurrentKeyMaterialId"] == new_material
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GetKeyRotationStatus on a multi-Region replica reports KeyRotationEnabled "
-    "false after EnableKeyRotation on its primary; AWS synchronizes the automatic key rotation "
-    "status across the key set (ReplicateKey documentation: related keys have the same "
-    "automatic key rotation status)",
-)
 def test_replica_reports_the_primarys_rotation_status(kms: BaseClient, west: BaseClient) -> None:
     primary, _ = multi_region_key(kms, west)
     kms.enable_key_rotation(KeyId=primary["KeyId"], RotationPeriodInDays=200)
@@ -326,12 +319,6 @@ def test_update_primary_region(kms: BaseClient, west: BaseClient, server: Any) -
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: UpdatePrimaryRegion succeeds when the replica that becomes primary is "
-    "Disabled; AWS requires both the primary key and the replica key to be in the Enabled key "
-    "state when the operation starts",
-)
 def test_update_primary_region_needs_an_enabled_replica(kms: BaseClient, west: BaseClient) -> None:
     primary, _ = multi_region_key(kms, west)
     west.disable_key(KeyId=primary["KeyId"])
@@ -452,14 +439,6 @@ def test_multi_region_key_with_imported_material(
 
 
 @needs_openssl
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ImportKeyMaterial without ImportType into a multi-Region replica that has "
-    "never had material answers IncorrectKeyMaterialException 'This key material was already "
-    "imported into this KMS key.' for the primary's own material (the default import type is "
-    "taken as NEW_KEY_MATERIAL before the key set's material is considered); reimporting the "
-    "primary's material into a replica is the documented multi-Region BYOK workflow",
-)
 def test_replica_import_without_import_type(
     kms: BaseClient, west: BaseClient, tmp_path: Path
 ) -> None:

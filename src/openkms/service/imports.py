@@ -161,10 +161,9 @@ def import_key_material(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
         key = fresh
         known = key.extra.get("imported_material_ids", [])
         fingerprint = material_id
-        default_type = "EXISTING_KEY_MATERIAL" if known else "NEW_KEY_MATERIAL"
-        import_type = req.get("ImportType") or default_type
         if key.multi_region and multi_region.key_type(key) == multi_region.REPLICA and not known:
-            # A replica accepts only the material of its key set.
+            # A replica accepts only the material of its key set, which it imports as existing
+            # material of that set.
             known = [
                 m
                 for k in multi_region.related(rt, key)
@@ -174,6 +173,9 @@ def import_key_material(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
                 raise IncorrectKeyMaterialException(
                     "The key material must be the same as that of the primary key."
                 )
+            known = []
+        default_type = "EXISTING_KEY_MATERIAL" if known else "NEW_KEY_MATERIAL"
+        import_type = req.get("ImportType") or default_type
         if import_type == "EXISTING_KEY_MATERIAL" and known and fingerprint not in known:
             raise IncorrectKeyMaterialException(
                 "The key material in the request is different from key material that was "

@@ -51,6 +51,13 @@ def configuration(key: KeyRecord, keys: list[KeyRecord]) -> dict[str, Any]:
     }
 
 
+def primary_of(rt: Runtime, key: KeyRecord) -> KeyRecord:
+    """The primary key of a multi-Region key's set (the key itself otherwise)."""
+    if not key.multi_region or key_type(key) != REPLICA:
+        return key
+    return next((k for k in related(rt, key) if key_type(k) == PRIMARY), key)
+
+
 def require_primary(key: KeyRecord, operation: str) -> None:
     if key.multi_region and key_type(key) == REPLICA:
         raise UnsupportedOperationException(
@@ -194,6 +201,8 @@ def update_primary_region(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
             )
         if target.arn == key.arn:
             return {}
+        # Both keys of the swap must be usable when it starts.
+        require_usable_for_crypto(target)
         # Rotation settings belong to the primary; they move with it.
         rt.storage.update_key(
             target.with_changes(

@@ -21,7 +21,7 @@ from openkms.errors import (
 from openkms.service.common import decode_marker, encode_marker
 from openkms.service.context import RequestContext
 from openkms.service.keys import DAY, new_material_id
-from openkms.service.multi_region import propagate_material, require_primary
+from openkms.service.multi_region import primary_of, propagate_material, require_primary
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
 from openkms.types import KeySpec, KeyState, OriginType
@@ -105,10 +105,17 @@ def get_key_rotation_status(
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
     rt.access.authorize_key(ctx, "kms:GetKeyRotationStatus", key, req)
     _require_rotatable(key)
-    result: dict[str, Any] = {"KeyId": key.arn, "KeyRotationEnabled": key.rotation_enabled}
-    if key.rotation_enabled:
-        result["RotationPeriodInDays"] = key.rotation_period_days
-        result["NextRotationDate"] = key.next_rotation_at
+    # A multi-Region key set shares the rotation settings of its primary.
+    source = primary_of(rt, key)
+    enabled = source.rotation_enabled and key.state not in (
+        # AWS reports rotation as off while a key waits for deletion (it returns on cancel).
+        KeyState.PENDING_DELETION.value,
+        KeyState.PENDING_REPLICA_DELETION.value,
+    )
+    result: dict[str, Any] = {"KeyId": key.arn, "KeyRotationEnabled": enabled}
+    if enabled:
+        result["RotationPeriodInDays"] = source.rotation_period_days
+        result["NextRotationDate"] = source.next_rotation_at
     return result
 
 
