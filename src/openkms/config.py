@@ -145,8 +145,10 @@ class Settings:
             raise SettingsError(
                 "sealed: a sealed server runs one worker (shares reach one process)"
             )
-        if self.sealed and self.dev:
-            raise SettingsError("sealed: development mode cannot start sealed")
+        if self.sealed and (self.dev or self.accept_any_credentials):
+            raise SettingsError(
+                "sealed: development mode and accept_any_credentials cannot start sealed"
+            )
         return self
 
     def validate_root_of_trust(self) -> Settings:

@@ -28,10 +28,41 @@ def _sealed_root(tmp: Path) -> RootOfTrust:
     return load_root_key_file(tmp / "sealed.key", "correct horse")
 
 
+def _pkcs11_root(tmp: Path) -> RootOfTrust:
+    # SoftHSM2 in this process's private SOFTHSM2_CONF directory: a token of its own per test,
+    # and in it a root key the token generates.
+    from openkms.rootoftrust.pkcs11 import Pkcs11Root
+    from tests.contract.softhsm import new_key_label, softhsm_for_process
+
+    hsm = softhsm_for_process()
+    token = hsm.init_token()
+    return Pkcs11Root(hsm.module, token.label, new_key_label(), token.pin, create=True)
+
+
+def _shamir_root(tmp: Path) -> RootOfTrust:
+    from openkms.rootoftrust.shamir import SealedRoot, split_key
+
+    key = os.urandom(32)
+    root = SealedRoot()
+    for share in split_key(key, 2, 3)[:2]:
+        root.submit_share(share)
+    return root
+
+
+def _dual_root(tmp: Path) -> RootOfTrust:
+    # What every server runs behind: the current root, plus the previous one mid-rotation.
+    from openkms.rootoftrust.rotate import DualRoot
+
+    return DualRoot(MemoryRoot(), MemoryRoot())
+
+
 BACKENDS: dict[str, Callable[[Path], RootOfTrust]] = {
     "memory": lambda tmp: MemoryRoot(),
     "file": _file_root,
     "file-sealed": _sealed_root,
+    "pkcs11": _pkcs11_root,
+    "shamir-unsealed": _shamir_root,
+    "rotation-dual": _dual_root,
 }
 
 

@@ -1,4 +1,5 @@
-"""One contract, every storage backend: the in-memory fake, SQLite (and PostgreSQL when present)."""
+"""One contract, every storage backend: the in-memory fake, SQLite and PostgreSQL (a throwaway
+cluster the tests start; skipped only when PostgreSQL is not installed)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,16 @@ ACCOUNT = "111122223333"
 REGION = "us-east-1"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     backend: Storage
     if request.param == "memory":
         backend = MemoryStorage()
+    elif request.param == "postgres":
+        # A fresh database in this process's throwaway cluster (tests/contract/conftest.py).
+        from openkms.storage.postgres import PostgresStorage
+
+        backend = PostgresStorage(request.getfixturevalue("postgres_url"))
     else:
         backend = SqliteStorage(tmp_path / "contract.db")
     backend.put_account(AccountRecord(ACCOUNT, 1.0))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from openkms.errors import ServiceUnavailableException
+
 
 class RootOfTrust(Protocol):
     """Wraps secrets for storage. ``aad`` binds a wrapped blob to what it belongs to
@@ -24,3 +26,8 @@ class RootOfTrust(Protocol):
 
 class RootOfTrustError(Exception):
     """Unwrapping failed: wrong root key, wrong AAD or a damaged blob. Says nothing more."""
+
+
+class RootOfTrustUnavailable(ServiceUnavailableException):
+    """The root of trust cannot be used right now (an HSM that went away, a sealed server); the
+    request may be retried. Answered as 503 ServiceUnavailableException."""

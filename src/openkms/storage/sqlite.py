@@ -317,8 +317,9 @@ class SqliteStorage:
     def put_material(self, material: MaterialRecord) -> None:
         doc = orjson.dumps({"rotation_type": material.rotation_type, "extra": material.extra})
         self._exec(
-            "INSERT INTO key_materials(key_arn, material_id, wrapped, created_at, state, doc) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key_arn, material_id) DO UPDATE SET "
+            "INSERT INTO key_materials(key_arn, material_id, wrapped, created_at, state, doc, "
+            "seq) VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM key_materials "
+            "WHERE key_arn = ?)) ON CONFLICT(key_arn, material_id) DO UPDATE SET "
             "wrapped = excluded.wrapped, state = excluded.state, doc = excluded.doc",
             (
                 material.key_arn,
@@ -327,6 +328,7 @@ class SqliteStorage:
                 material.created_at,
                 material.state,
                 doc.decode(),
+                material.key_arn,
             ),
         )
 
@@ -345,7 +347,7 @@ class SqliteStorage:
 
     def list_materials(self, key_arn: str) -> list[MaterialRecord]:
         rows = self._all(
-            "SELECT * FROM key_materials WHERE key_arn = ? ORDER BY created_at, rowid",
+            "SELECT * FROM key_materials WHERE key_arn = ? ORDER BY created_at, seq, material_id",
             (key_arn,),
         )
         return [_material_from_row(r) for r in rows]

@@ -1,0 +1,33 @@
+"""PostgreSQL for the contract suite: one throwaway cluster per test process (``initdb`` +
+``pg_ctl`` on a free port in a temp dir, see tests/integration/pg.py), one fresh database per
+test. Skipped, loudly, only when no PostgreSQL is installed at all; a cluster that is installed
+but does not start fails the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.pg import PgCluster, find_bin_dir, missing_reason, shared_cluster
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> PgCluster:
+    if find_bin_dir() is None:
+        pytest.skip(missing_reason())
+    return shared_cluster()
+
+
+@pytest.fixture
+def postgres_url(pg_cluster: PgCluster) -> Iterator[str]:
+    url = pg_cluster.create_database()
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_database(url)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if find_bin_dir() is None:
+        terminalreporter.write_line(missing_reason(), red=True, bold=True)
