@@ -244,8 +244,11 @@ PAIRS: dict[str, tuple[RootMaker, RootMaker]] = {
 }
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "postgres":
+        yield from _postgres()
+        return
     backend: Any = (
         SqliteStorage(tmp_path / "openkms.db") if request.param == "sqlite" else (MemoryStorage())
     )
@@ -253,6 +256,30 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield backend
     finally:
         backend.close()
+
+
+def _postgres() -> Iterator[Any]:
+    """A fresh schema in this process's throwaway PostgreSQL cluster (tests/integration/pg.py)."""
+    from tests.integration.pg import find_bin_dir, missing_reason, shared_cluster
+
+    if find_bin_dir() is None:
+        pytest.skip(missing_reason())
+    from openkms.storage.postgres import PostgresStorage
+
+    global _PG_DATABASE
+    cluster = shared_cluster()
+    if _PG_DATABASE is None:
+        _PG_DATABASE = cluster.create_database()
+    url = cluster.create_schema(_PG_DATABASE)
+    backend = PostgresStorage(url)
+    try:
+        yield backend
+    finally:
+        backend.close()
+        cluster.drop_schema(url)
+
+
+_PG_DATABASE: str | None = None
 
 
 def _open_previous(roots: dict[str, RootOfTrust]) -> Callable[[dict[str, Any]], RootOfTrust]:

@@ -69,6 +69,7 @@ _OVERRIDES = {
     "log_level": "log_level",
     "shutdown_timeout": "shutdown_timeout_seconds",
     "runtime_dir": "runtime_dir",
+    "sealed": "sealed",
 }
 
 
@@ -311,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="serve requests even when their audit record cannot be written (default: fail them)",
+    )
+    serve.add_argument(
+        "--sealed",
+        action="store_true",
+        default=None,
+        help="start without the root key; enter its Shamir shares with 'openkms unseal'",
     )
     serve.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS")
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert")

@@ -39,6 +39,7 @@ from openkms.protocol.errors import error_body
 from openkms.protocol.model import TARGET_PREFIX
 from openkms.protocol.operations import handler_for
 from openkms.protocol.validation import validate_input
+from openkms.rootoftrust.shamir import UNSEAL_PATH, handle_unseal
 from openkms.service.accounts import ensure_account
 from openkms.service.caches import TtlCache
 from openkms.service.context import RequestContext
@@ -199,6 +200,10 @@ class OpenKMSApp:
             return
         if method == "POST" and path == "/_openkms/reset":
             await self._reset(scope, body, request_id, send)
+            return
+        if method == "POST" and path == UNSEAL_PATH:
+            unseal_status, doc = handle_unseal(self.wired.root, body)
+            await self._send(send, unseal_status, orjson.dumps(doc), request_id, None)
             return
         status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
         await self._send(send, status, payload, request_id, error_type, content_type)
@@ -424,7 +429,9 @@ class OpenKMSApp:
         if path == "/readyz":
             try:
                 self.runtime.storage.get_meta("root_key_check_value")
-                self.runtime.root.check_value()
+                healthy = getattr(self.runtime.root, "healthy", None)
+                if healthy is not None and not healthy():
+                    raise RuntimeError("the root of trust is unavailable")
             except Exception:  # any failure means not ready
                 await self._send(send, 503, b'{"status":"unavailable"}', request_id, None)
                 return

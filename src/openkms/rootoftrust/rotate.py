@@ -31,6 +31,7 @@ import base64
 import binascii
 import dataclasses
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -256,8 +257,8 @@ class Item:
 
 def _document_scopes(storage: Any, kind: str) -> list[str]:
     """Every scope that holds documents of ``kind``. The Storage protocol has no such listing
-    yet: a backend's ``list_document_scopes`` is used when it has one, else the two backends
-    this release ships are read directly."""
+    yet: a backend's ``list_document_scopes`` is used when it has one, else the backends this
+    release ships are read directly."""
     lister = getattr(storage, "list_document_scopes", None)
     if callable(lister):
         return sorted(lister(kind))
@@ -269,6 +270,10 @@ def _document_scopes(storage: Any, kind: str) -> list[str]:
         return sorted(str(r["scope"]) for r in rows)
     if isinstance(storage, MemoryStorage):
         return sorted({s for (k, s, _) in list(storage._documents) if k == kind})
+    postgres = sys.modules.get("openkms.storage.postgres")  # loaded if the storage is one
+    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
+        rows = storage._all("SELECT DISTINCT scope FROM documents WHERE kind = %s", (kind,))
+        return sorted(str(r["scope"]) for r in rows)
     return _key_arns(storage)
 
 
@@ -342,6 +347,10 @@ def _load(storage: Any, item: Item) -> _Record | None:
 
     if item.category == "material":
         arn, material_id = item.key
+        # The key's row first: inside a transaction it is locked (PostgreSQL: FOR UPDATE), as
+        # every server-side change to a key's material locks it, so no change is lost.
+        if storage.get_key(arn) is None:
+            return None
         material = storage.get_material(arn, material_id)
         if material is None:
             return None
