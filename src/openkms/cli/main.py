@@ -179,6 +179,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=uvicorn_log_config(settings.log_level, settings.log_format),
         access_log=False,
+        # The peer address is the client's (aws:SourceIp): forwarded headers are not trusted.
+        proxy_headers=False,
+        server_header=False,
         lifespan="on",
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
