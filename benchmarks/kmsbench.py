@@ -1,0 +1,829 @@
+"""Machinery shared by ``benchmarks/run``, ``server_choice.py`` and ``profile_encrypt.py``.
+
+The pieces, each replaceable on its own:
+
+* **Scenario** — one benchmarked operation: a name, the ``CreateKey`` parameters of the key it
+  needs, and a request builder that may call the server first (Decrypt encrypts something).
+  ``SCENARIOS`` is the one list of them; adding Sign, GenerateMac, … is adding a row there.
+* **Target** — one server variant that is started, measured and stopped: openkms with N workers
+  (``OpenKMSTarget``), moto (``MotoTarget``), or anything started by a command line
+  (``CommandTarget``, used for granian). A PostgreSQL or HSM variant is another Target.
+* **wrk driver** — ``run_wrk`` signs the request once with botocore's SigV4 (the server accepts
+  a signed request for 15 minutes and does not reject replays), writes it into a Lua script that
+  wrk replays, and reads back one JSON line printed by the script's ``done()`` hook: request
+  count, latency percentiles, and the number of responses whose status was not 200 (counted by
+  a ``response()`` hook). A run with any non-200 answer or socket error is an error, never a speed.
+
+All traffic goes to 127.0.0.1, bounded by wrk's ``-d``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO / "benchmarks"
+BENCH_VENV = BENCH_DIR / ".venv-bench"
+RESULTS_DIR = BENCH_DIR / "results"
+PRODUCT_VENV = REPO / ".venv"
+REGION = "us-east-1"
+JSON_TYPE = "application/x-amz-json-1.1"
+MARKER = "KMSBENCH_JSON "
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def reexec_in_product_venv(script: str) -> None:
+    """Run under the repository's .venv python (botocore and openkms live there)."""
+    venv = PRODUCT_VENV.resolve()
+    if Path(sys.prefix).resolve() == venv:
+        return
+    python = venv / "bin" / "python"
+    if not python.exists():
+        sys.exit(f"{script}: {python} is missing; run `make install` first")
+    if os.environ.get("KMSBENCH_REEXEC"):
+        sys.exit(f"{script}: re-exec under {python} did not take effect")
+    os.environ["KMSBENCH_REEXEC"] = "1"
+    os.execv(str(python), [str(python), script, *sys.argv[1:]])
+
+
+# -- tools ------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk not found; installing it with apt-get (Debian/Ubuntu)…")
+    apt = shutil.which("apt-get")
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        if shutil.which("sudo") is None:
+            apt = None
+        prefix = ["sudo", "-n"]
+    if apt is not None:
+        for step in (["update", "-q"], ["install", "-y", "-q", "wrk"]):
+            subprocess.run(
+                [*prefix, apt, *step],
+                check=False,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+    found = shutil.which("wrk")
+    if found:
+        return found
+    sys.exit(
+        "benchmarks: wrk is required and could not be installed automatically.\n"
+        "  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y wrk\n"
+        "  macOS:         brew install wrk\n"
+        "then run this again."
+    )
+
+
+# What each tool needs in the bench venv: (file that shows it is there, pip arguments).
+BENCH_TOOLS: dict[str, tuple[str, list[str]]] = {
+    "moto": ("bin/moto_server", ["moto[server]"]),
+    "granian": ("bin/granian", ["granian"]),
+    "openkms": ("bin/openkms", ["-e", str(REPO)]),
+    "py-spy": ("bin/py-spy", ["py-spy"]),
+}
+
+
+def ensure_bench_venv(*tools: str) -> Path:
+    """Create benchmarks/.venv-bench (kept apart from the product's venv) with ``tools``."""
+    python = BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        log(f"creating {BENCH_VENV.relative_to(REPO)} …")
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    missing = [t for t in tools if not (BENCH_VENV / BENCH_TOOLS[t][0]).exists()]
+    # The editable openkms follows the repository, but its dependencies only follow
+    # pyproject.toml when pip runs again: reinstall whenever pyproject.toml changes.
+    stamp = BENCH_VENV / ".openkms-pyproject.sha256"
+    pyproject = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    stale = "openkms" in tools and (not stamp.exists() or stamp.read_text() != pyproject)
+    if stale and "openkms" not in missing:
+        missing.append("openkms")
+    if missing:
+        args = [a for t in missing for a in BENCH_TOOLS[t][1]]
+        log(f"installing {' '.join(args)} into {BENCH_VENV.relative_to(REPO)} …")
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *args], check=True)
+    if "openkms" in missing:
+        stamp.write_text(pyproject)
+    return BENCH_VENV
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- signing and plain calls ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    operation: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def sign(url: str, creds: Credentials, operation: str, payload: dict[str, Any]) -> SignedRequest:
+    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+    from botocore.credentials import Credentials as BotoCredentials  # type: ignore[import-untyped]
+
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    request = AWSRequest(
+        method="POST",
+        url=url.rstrip("/") + "/",
+        data=body,
+        headers={"Content-Type": JSON_TYPE, "X-Amz-Target": f"TrentService.{operation}"},
+    )
+    boto_creds = BotoCredentials(creds.access_key_id, creds.secret_access_key)
+    SigV4Auth(boto_creds, "kms", REGION).add_auth(request)
+    headers = {k: v for k, v in request.headers.items()}
+    # SigV4 signs the Host header botocore derives from the URL; wrk must send exactly that.
+    headers["Host"] = url.split("://", 1)[1].rstrip("/")
+    return SignedRequest(operation, url, headers, body)
+
+
+class CallError(RuntimeError):
+    pass
+
+
+def send(signed: SignedRequest, timeout: float = 30.0) -> dict[str, Any]:
+    request = urllib.request.Request(
+        signed.url, data=signed.body, headers=signed.headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status = response.status
+            text = response.read()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read()
+    if status != 200:
+        raise CallError(f"{signed.operation}: HTTP {status}: {text[:300]!r}")
+    result: dict[str, Any] = json.loads(text or b"{}")
+    return result
+
+
+def call(url: str, creds: Credentials, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return send(sign(url, creds, operation, payload))
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], logfile: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; log:\n{tail(logfile)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f}s; log:\n{tail(logfile)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system, all threads) used so far by the processes of group ``pgid``.
+
+    Every target is started in its own session, so its workers share its process group.
+    On a shared machine this is steadier than req/s: it does not count time spent waiting for
+    a CPU that another tenant holds.
+    """
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        # cmajflt utime stime ...
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+class Target:
+    """A server variant: started once, measured for every scenario, stopped."""
+
+    name: str = "?"
+    kind: str = "?"  # "openkms" rows are compared with the "moto" baseline
+    url: str = ""
+    creds: Credentials = Credentials("", "", "")
+    proc: subprocess.Popen[bytes] | None = None
+    logfile: Path = Path("/dev/null")
+
+    def start(self, workdir: Path) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind}
+
+    def _spawn(self, argv: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.logfile = workdir / f"{slug(self.name)}.log"
+        handle = self.logfile.open("wb")
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own process group, so stop() reaches its workers
+        )
+        handle.close()
+
+    def worker_pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        return child_pids(self.proc.pid) or [self.proc.pid]
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+
+
+class OpenKMSTarget(Target):
+    """``openkms serve`` (uvicorn + httptools + uvloop) on a fresh data directory.
+
+    ``bin_dir`` chooses the installation (the product's .venv by default); ``extra_args`` and
+    ``env`` are where a PostgreSQL or HSM variant would add its settings.
+    """
+
+    kind = "openkms"
+
+    def __init__(
+        self,
+        workers: int = 1,
+        name: str | None = None,
+        bin_dir: Path | None = None,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.workers = workers
+        self.name = name or f"openkms w{workers}"
+        self.bin_dir = bin_dir or Path(sys.executable).parent
+        self.extra_args = list(extra_args)
+        self.env = env or {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "workers": self.workers, "server": "uvicorn"}
+
+    def _prepare(self, workdir: Path) -> Path:
+        data = workdir / f"data-{slug(self.name)}"
+        out = subprocess.run(
+            [str(self.bin_dir / "openkms"), "accounts", "create", "--data-dir", str(data)],
+            check=False,
+            capture_output=True,
+            env={**os.environ, **self.env},
+        )
+        if out.returncode != 0:
+            raise RuntimeError(
+                f"{self.name}: `openkms accounts create` failed ({out.returncode}):\n"
+                + out.stderr.decode(errors="replace")[-2000:]
+            )
+        issued = json.loads(out.stdout)
+        self.creds = Credentials(
+            issued["AccessKeyId"], issued["SecretAccessKey"], issued["AccountId"]
+        )
+        return data
+
+    def start(self, workdir: Path) -> None:
+        data = self._prepare(workdir)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [
+            str(self.bin_dir / "openkms"), "serve", "--data-dir", str(data),
+            "--port", str(port), "--workers", str(self.workers), *self.extra_args,
+        ]  # fmt: skip
+        self._spawn(argv, workdir, self.env)
+        assert self.proc is not None
+        wait_http(self.url + "/healthz", self.proc, self.logfile)
+        wait_workers(self, self.workers)
+
+
+def wait_workers(target: Target, workers: int, timeout: float = 30) -> None:
+    """With several workers the supervisor answers /healthz as soon as one of them is up."""
+    if workers <= 1 or target.proc is None:
+        return
+    deadline = time.monotonic() + timeout
+    while len(child_pids(target.proc.pid)) < workers and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the last one finish importing and reach accept()
+
+
+class CommandTarget(OpenKMSTarget):
+    """The openkms ASGI app behind another server command (granian…), same data layout.
+
+    ``argv_for(port, settings_json)`` returns the command line; the settings travel in
+    OPENKMS_SETTINGS_JSON exactly as ``openkms serve`` passes them to uvicorn's workers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv_for: Callable[[int], list[str]],
+        workers: int,
+        server: str,
+        bin_dir: Path | None = None,
+    ) -> None:
+        super().__init__(workers=workers, name=name, bin_dir=bin_dir)
+        self.argv_for = argv_for
+        self.server = server
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "server": self.server}
+
+    def start(self, workdir: Path) -> None:
+        data = self._prepare(workdir)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        settings = {"data_dir": str(data), "host": "127.0.0.1", "port": port,
+                    "workers": self.workers}  # fmt: skip
+        env = {**self.env, "OPENKMS_SETTINGS_JSON": json.dumps(settings)}
+        self._spawn(self.argv_for(port), workdir, env)
+        assert self.proc is not None
+        wait_http(self.url + "/healthz", self.proc, self.logfile)
+        wait_workers(self, self.workers)
+
+
+class MotoTarget(Target):
+    """moto's standalone server (``moto_server``), the in-memory mock most projects use."""
+
+    name = "moto"
+    kind = "moto"
+
+    def __init__(self, venv: Path = BENCH_VENV) -> None:
+        self.venv = venv
+        self.creds = Credentials("testing", "testing", "123456789012")
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "version": moto_version(self.venv)}
+
+    def start(self, workdir: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [str(self.venv / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+        self._spawn(argv, workdir)
+        assert self.proc is not None
+        wait_http(self.url + "/moto-api/", self.proc, self.logfile)
+
+
+def moto_version(venv: Path) -> str:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import moto; print(moto.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or "?"
+
+
+# -- scenarios --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    operation: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class Prep:
+    """What a request builder may use: the target's key and a way to call the target."""
+
+    target: Target
+    key_id: str
+    key_arn: str
+
+    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return call(self.target.url, self.target.creds, operation, payload)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    key_params: dict[str, Any]  # CreateKey parameters
+    build: Callable[[Prep], Request]
+    default: bool = True  # run without --ops
+    description: str = ""
+
+
+SYMMETRIC = {"KeySpec": "SYMMETRIC_DEFAULT", "KeyUsage": "ENCRYPT_DECRYPT"}
+CONTEXT = {"tenant": "t-0042", "purpose": "benchmark"}
+PLAINTEXT = base64.b64encode(b"a small secret: 32 bytes of data").decode()
+MESSAGE = base64.b64encode(b"message to sign or MAC " * 4).decode()
+
+
+def _encrypt(p: Prep) -> Request:
+    return Request(
+        "Encrypt", {"KeyId": p.key_id, "Plaintext": PLAINTEXT, "EncryptionContext": CONTEXT}
+    )
+
+
+def _decrypt(p: Prep) -> Request:
+    blob = p.call("Encrypt", _encrypt(p).payload)["CiphertextBlob"]
+    return Request(
+        "Decrypt", {"KeyId": p.key_id, "CiphertextBlob": blob, "EncryptionContext": CONTEXT}
+    )
+
+
+def _generate_data_key(p: Prep) -> Request:
+    return Request("GenerateDataKey", {"KeyId": p.key_id, "KeySpec": "AES_256"})
+
+
+def _describe_key(p: Prep) -> Request:
+    return Request("DescribeKey", {"KeyId": p.key_id})
+
+
+def _sign(p: Prep) -> Request:
+    return Request(
+        "Sign",
+        {"KeyId": p.key_id, "Message": MESSAGE, "MessageType": "RAW",
+         "SigningAlgorithm": "ECDSA_SHA_256"},
+    )  # fmt: skip
+
+
+def _generate_mac(p: Prep) -> Request:
+    return Request(
+        "GenerateMac", {"KeyId": p.key_id, "Message": MESSAGE, "MacAlgorithm": "HMAC_SHA_256"}
+    )
+
+
+# The one list of scenarios. New operations are new rows; ``default=False`` rows run only when
+# named with --ops (e.g. while the operation is still being built).
+SCENARIOS: list[Scenario] = [
+    Scenario("Encrypt", SYMMETRIC, _encrypt, description="32-byte plaintext, 2-pair context"),
+    Scenario("Decrypt", SYMMETRIC, _decrypt, description="ciphertext made beforehand"),
+    Scenario("GenerateDataKey", SYMMETRIC, _generate_data_key, description="AES_256"),
+    Scenario("DescribeKey", SYMMETRIC, _describe_key, default=False),
+    Scenario("Sign", {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}, _sign, default=False),
+    Scenario(
+        "GenerateMac",
+        {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
+        _generate_mac,
+        default=False,
+    ),
+]
+
+
+def select_scenarios(ops: str | None) -> list[Scenario]:
+    if not ops:
+        return [s for s in SCENARIOS if s.default]
+    by_name = {s.name.lower(): s for s in SCENARIOS}
+    chosen = []
+    for name in (n.strip() for n in ops.split(",") if n.strip()):
+        if name.lower() not in by_name:
+            sys.exit(f"unknown operation {name!r}; known: {', '.join(s.name for s in SCENARIOS)}")
+        chosen.append(by_name[name.lower()])
+    return chosen
+
+
+@dataclass
+class KeyRing:
+    """One key per (target, CreateKey parameters), created on first use."""
+
+    keys: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def prep(self, target: Target, scenario: Scenario) -> Prep:
+        marker = (target.name, json.dumps(scenario.key_params, sort_keys=True))
+        if marker not in self.keys:
+            meta = call(
+                target.url,
+                target.creds,
+                "CreateKey",
+                {**scenario.key_params, "Description": f"benchmark key ({scenario.name})"},
+            )["KeyMetadata"]
+            self.keys[marker] = (meta["KeyId"], meta["Arn"])
+        key_id, arn = self.keys[marker]
+        return Prep(target, key_id, arn)
+
+
+# -- wrk --------------------------------------------------------------------------------------
+
+
+def lua_string(data: bytes | str) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    safe = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.:/=+,;"
+    return '"' + "".join(chr(b) if b in safe else f"\\{b:03d}" for b in raw) + '"'
+
+
+LUA_HOOKS = r"""
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  non200 = 0
+  first_bad = ""
+end
+
+function response(status, headers, body)
+  if status ~= 200 then
+    non200 = non200 + 1
+    if first_bad == "" then
+      first_bad = tostring(status) .. " " .. string.sub(body or "", 1, 300)
+    end
+  end
+end
+
+local function jstr(s)
+  s = string.gsub(s, '[%c"\\\128-\255]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end)
+  return '"' .. s .. '"'
+end
+
+function done(summary, latency, requests)
+  local bad, sample = 0, ""
+  for _, t in ipairs(threads) do
+    bad = bad + (t:get("non200") or 0)
+    local s = t:get("first_bad")
+    if sample == "" and s ~= nil then sample = s end
+  end
+  local e = summary.errors
+  local p = {}
+  for _, q in ipairs({50, 90, 99, 99.9}) do
+    table.insert(p, string.format('"%s":%.1f', tostring(q), latency:percentile(q)))
+  end
+  io.write(string.format(
+    '%s{"requests":%d,"duration_us":%d,"bytes":%d,"non200":%d,"first_bad":%s,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"mean":%.1f,"max":%.1f,"stdev":%.1f,"percentiles":{%s}}}\n',
+    MARKER, summary.requests, summary.duration, summary.bytes, bad, jstr(sample),
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency.max, latency.stdev, table.concat(p, ",")))
+end
+"""
+
+
+def wrk_script(signed: SignedRequest) -> str:
+    lines = ['wrk.method = "POST"', 'wrk.path = "/"']
+    for name, value in signed.headers.items():
+        lines.append(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}")
+    lines.append(f"wrk.body = {lua_string(signed.body)}")
+    lines.append(f"MARKER = {lua_string(MARKER)}")
+    return "\n".join(lines) + "\n" + LUA_HOOKS
+
+
+@dataclass
+class Measurement:
+    target: str
+    scenario: str
+    connections: int
+    threads: int
+    duration_s: float
+    ok: bool
+    error: str | None = None
+    requests: int = 0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    p999_ms: float = 0.0
+    mean_ms: float = 0.0
+    max_ms: float = 0.0
+    non200: int = 0
+    socket_errors: dict[str, int] = field(default_factory=dict)
+    first_bad: str = ""
+    loadavg_1m: float = 0.0  # the machine's load when the measurement ended (it is shared)
+    server_cpu_s: float = 0.0  # CPU seconds the server's processes used during the measurement
+    cpu_us_per_request: float = 0.0  # server CPU per answered request
+    rounds_rps: list[float] = field(default_factory=list)
+
+    def cell_rps(self) -> str:
+        return f"{self.rps:,.0f}" if self.ok else "ERROR"
+
+
+def threads_for(connections: int) -> int:
+    return 1 if connections == 1 else min(2, connections)
+
+
+def run_wrk(
+    wrk: str,
+    target: Target,
+    request: Request,
+    connections: int,
+    seconds: int,
+    workdir: Path,
+    scenario_name: str | None = None,
+) -> Measurement:
+    """Sign ``request`` for ``target`` now, check it once, then let wrk replay it."""
+    name = scenario_name or request.operation
+    threads = threads_for(connections)
+    base = Measurement(target.name, name, connections, threads, float(seconds), ok=False)
+    signed = sign(target.url, target.creds, request.operation, request.payload)
+    try:
+        send(signed)  # the very bytes wrk will replay must succeed once
+    except (CallError, OSError) as exc:
+        base.error = f"preflight: {exc}"
+        return base
+    script = workdir / f"{slug(target.name)}-{slug(name)}-c{connections}.lua"
+    script.write_text(wrk_script(signed))
+    argv = [
+        wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+        "--latency", "-s", str(script), target.url + "/",
+    ]  # fmt: skip
+    pgid = target.proc.pid if target.proc is not None else None
+    cpu_before = group_cpu_seconds(pgid) if pgid else 0.0
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        base.error = "wrk did not finish in time"
+        return base
+    cpu_used = group_cpu_seconds(pgid) - cpu_before if pgid else 0.0
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith(MARKER)), None)
+    if out.returncode != 0 or line is None:
+        base.error = f"wrk exit {out.returncode}: {(out.stderr or out.stdout)[-300:]}"
+        return base
+    data = json.loads(line[len(MARKER) :])
+    pct = data["latency_us"]["percentiles"]
+    errors = {k: int(v) for k, v in data["errors"].items() if k != "status"}
+    m = base
+    m.requests = int(data["requests"])
+    m.duration_s = data["duration_us"] / 1e6
+    m.rps = m.requests / m.duration_s if m.duration_s else 0.0
+    m.p50_ms, m.p90_ms = pct["50"] / 1000, pct["90"] / 1000
+    m.p99_ms, m.p999_ms = pct["99"] / 1000, pct["99.9"] / 1000
+    m.mean_ms, m.max_ms = data["latency_us"]["mean"] / 1000, data["latency_us"]["max"] / 1000
+    m.non200 = int(data["non200"])
+    m.first_bad = data["first_bad"]
+    m.socket_errors = errors
+    m.server_cpu_s = round(cpu_used, 3)
+    m.cpu_us_per_request = round(cpu_used * 1e6 / m.requests, 1) if m.requests else 0.0
+    with contextlib.suppress(OSError):
+        m.loadavg_1m = round(os.getloadavg()[0], 2)
+    problems = []
+    if m.non200:
+        problems.append(f"{m.non200} non-200 responses (first: {m.first_bad[:120]})")
+    if any(errors.values()):
+        problems.append("socket errors " + ", ".join(f"{k}={v}" for k, v in errors.items() if v))
+    if m.requests == 0:
+        problems.append("no request completed")
+    m.ok = not problems
+    m.error = "; ".join(problems) or None
+    return m
+
+
+def wrk_version(wrk: str) -> str:
+    out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else "?"
+
+
+def source_state() -> dict[str, Any]:
+    """Which code was measured: HEAD and the paths changed on top of it (read-only git)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(REPO), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return out.stdout.rstrip("\n") if out.returncode == 0 else ""
+
+    status = git("status", "--porcelain", "--", "src").splitlines()
+    changed = [ln[3:] for ln in status if len(ln) > 3]
+    return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_src_paths": changed}
+
+
+def machine() -> dict[str, Any]:
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
+
+
+@contextlib.contextmanager
+def started(targets: Sequence[Target], keep: bool = False) -> Iterator[Path]:
+    """Start every target on a fresh temp dir; always stop them (and remove the dir)."""
+    workdir = Path(tempfile.mkdtemp(prefix="openkms-bench-"))
+    try:
+        for target in targets:
+            log(f"starting {target.name} …")
+            target.start(workdir)
+            log(f"  {target.name} on {target.url} (pid {target.proc.pid if target.proc else '?'})")
+        yield workdir
+    finally:
+        for target in targets:
+            target.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def utc_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def write_results(data: dict[str, Any], stem: str | None = None) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{stem or utc_stamp()}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def median_by_key(measurements: Sequence[Measurement]) -> list[Measurement]:
+    """One measurement per (target, scenario, connections) over repeated rounds.
+
+    The round with the median req/s is kept (its latencies come with it) and ``rounds_rps``
+    lists every round. Any failed round makes the result a failure: errors are never averaged
+    away.
+    """
+    groups: dict[tuple[str, str, int], list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault((m.target, m.scenario, m.connections), []).append(m)
+    out = []
+    for group in groups.values():
+        failed = [m for m in group if not m.ok]
+        if failed:
+            chosen = dataclasses.replace(failed[0])
+        else:
+            ordered = sorted(group, key=lambda m: m.rps)
+            chosen = dataclasses.replace(ordered[(len(ordered) - 1) // 2])
+        chosen.rounds_rps = [round(m.rps, 1) for m in group]
+        out.append(chosen)
+    return out
