@@ -26,19 +26,19 @@ if sys.prefix == sys.base_prefix:  # re-run inside the repository's virtualenv
     if venv.exists():
         os.execv(str(venv), [str(venv), *sys.argv])
 
-from botocore.auth import SigV4Auth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.credentials import Credentials  # noqa: E402
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
-from openkms.clock import SystemClock  # noqa: E402
-from openkms.config import Settings  # noqa: E402
-from openkms.http.app import create_app  # noqa: E402
-from openkms.iam.dispatch import HANDLERS, IamDeps  # noqa: E402
-from openkms.policy.document import parse_policy  # noqa: E402
-from openkms.policy.evaluate import RequestFacts, evaluate_kms  # noqa: E402
-from openkms.service import key_policies, keys  # noqa: E402
-from openkms.service.accounts import create_account  # noqa: E402
-from openkms.service.context import Principal, RequestContext  # noqa: E402
+from openkms.clock import SystemClock
+from openkms.config import Settings
+from openkms.http.app import create_app
+from openkms.iam.dispatch import HANDLERS, IamDeps
+from openkms.policy.document import parse_policy
+from openkms.policy.evaluate import RequestFacts, evaluate_kms
+from openkms.service import key_policies, keys
+from openkms.service.accounts import create_account
+from openkms.service.context import Principal, RequestContext
 
 ACCOUNT = "111122223333"
 CONDITIONAL = {
