@@ -119,7 +119,9 @@ class MemoryStorage:
         return found[:limit]
 
     def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
-        found = [k for k in self._keys.values() if k.account_id == account_id and k.key_id == key_id]
+        found = [
+            k for k in self._keys.values() if k.account_id == account_id and k.key_id == key_id
+        ]
         return sorted(found, key=lambda k: k.region)
 
     def delete_key(self, arn: str) -> None:
