@@ -1,5 +1,5 @@
 """PostgreSQL for the contract suite: one throwaway cluster per test process (``initdb`` +
-``pg_ctl`` on a free port in a temp dir, see tests/integration/pg.py), one fresh database per
+``pg_ctl`` on a free port in a temp dir, see tests/integration/pg.py), one fresh schema per
 test. Skipped, loudly, only when no PostgreSQL is installed at all; a cluster that is installed
 but does not start fails the tests."""
 
@@ -19,13 +19,20 @@ def pg_cluster() -> PgCluster:
     return shared_cluster()
 
 
+@pytest.fixture(scope="session")
+def contract_database(pg_cluster: PgCluster) -> str:
+    return pg_cluster.create_database()
+
+
 @pytest.fixture
-def postgres_url(pg_cluster: PgCluster) -> Iterator[str]:
-    url = pg_cluster.create_database()
+def postgres_url(pg_cluster: PgCluster, contract_database: str) -> Iterator[str]:
+    """A URL whose connections see only a fresh, empty schema: each test starts from nothing
+    and runs every migration."""
+    url = pg_cluster.create_schema(contract_database)
     try:
         yield url
     finally:
-        pg_cluster.drop_database(url)
+        pg_cluster.drop_schema(url)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

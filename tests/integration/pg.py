@@ -108,7 +108,10 @@ class PgCluster:
 
     # -- lifecycle ------------------------------------------------------------------------------
     @classmethod
-    def create(cls) -> PgCluster:
+    def create(cls, *, durable: bool = False) -> PgCluster:
+        """initdb and start. Tests run with fsync off (fast; durability across a crash of the
+        whole machine is not what they test); ``durable`` keeps PostgreSQL's defaults, for
+        benchmarks."""
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise PostgresMissing(missing_reason())
@@ -136,9 +139,8 @@ class PgCluster:
                     "\n# openkms tests\n"
                     "listen_addresses = '127.0.0.1'\n"
                     f"unix_socket_directories = '{cluster.base}'\n"
-                    "fsync = off\n"
-                    "synchronous_commit = on\n"
-                    "full_page_writes = off\n"
+                    + ("" if durable else "fsync = off\nfull_page_writes = off\n")
+                    + "synchronous_commit = on\n"
                     "max_connections = 200\n"
                     "shared_buffers = 32MB\n"
                     "log_min_messages = warning\n"
@@ -177,6 +179,22 @@ class PgCluster:
             return ""
         return "\nserver log:\n" + self.log_file.read_text("utf-8", "replace")[-4000:]
 
+    def _pg_start(self) -> None:
+        self._run(
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "-o",
+            f"-p {self.port}",
+        )
+        self.running = True
+
     def start(self) -> None:
         """pg_ctl start on a free port (a new one if the old one was taken meanwhile)."""
         last: Exception | None = None
@@ -184,20 +202,7 @@ class PgCluster:
             if not self.port or last is not None:
                 self.port = free_port()
             try:
-                self._run(
-                    "pg_ctl",
-                    "start",
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    str(START_TIMEOUT_SECONDS),
-                    "-o",
-                    f"-p {self.port}",
-                )
-                self.running = True
+                self._pg_start()
                 return
             except RuntimeError as exc:
                 last = exc
@@ -215,21 +220,7 @@ class PgCluster:
         port."""
         self.stop("fast")
         time.sleep(down_seconds)
-        port = self.port
-        self._run(
-            "pg_ctl",
-            "start",
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.log_file),
-            "-w",
-            "-t",
-            str(START_TIMEOUT_SECONDS),
-            "-o",
-            f"-p {port}",
-        )
-        self.running = True
+        self._pg_start()
 
     def destroy(self) -> None:
         with contextlib.suppress(Exception):
@@ -255,6 +246,24 @@ class PgCluster:
         name = url.rsplit("/", 1)[1]
         with psycopg.connect(self.url(), autocommit=True, connect_timeout=10) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def create_schema(self, database_url: str) -> str:
+        """A new empty schema in a database; returns a URL whose connections use it (through
+        libpq's ``options``), e.g. one per test of a suite: much cheaper than a database."""
+        import psycopg
+
+        name = f"s_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return f"{database_url}?options=-c%20search_path%3D{name}"
+
+    def drop_schema(self, schema_url: str) -> None:
+        import psycopg
+
+        database_url, _, options = schema_url.partition("?")
+        name = options.rsplit("%3D", 1)[1]
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
     def client_tool(self, tool: str) -> str:
         """A client tool of the same version as the server (pg_dump, pg_restore, psql)."""

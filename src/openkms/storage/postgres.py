@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 import psycopg
@@ -97,7 +97,10 @@ def split_pool_options(url: str) -> tuple[str, dict[str, float]]:
                 raise StorageUnavailable(f"database URL: {name}={value!r} is not a number") from exc
         else:
             keep.append((name, value))
-    return urlunsplit(parts._replace(query=urlencode(keep))), options
+    if not options:
+        return url, options
+    # quote, not quote_plus: libpq reads "+" as a plus sign, not a space.
+    return urlunsplit(parts._replace(query=urlencode(keep, quote_via=quote))), options
 
 
 def describe(url: str) -> str:
@@ -225,6 +228,10 @@ class PostgresStorage:
     # -- plumbing ----------------------------------------------------------------------------
     def _migrate(self) -> None:
         with self.transaction():
+            # A migration may take long on a big database, and a node that starts meanwhile
+            # waits for it: neither is bound by the per-request timeouts.
+            self._exec("SET LOCAL lock_timeout = 0")
+            self._exec("SET LOCAL statement_timeout = 0")
             self._lock_id(MIGRATION_LOCK_ID)
             self._exec(
                 pg_dialect(
