@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR) $(if $(RATE_LIMITS),--rate-limits)
 
 test: $(STAMP)
+	bash scripts/ensure-test-deps.sh
 	$(BIN)/python -m pytest -n auto -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

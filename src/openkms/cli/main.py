@@ -277,7 +277,10 @@ def _parse_time(value: str) -> float:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="data directory (default ./.openkms)")
-    parser.add_argument("--database", help="SQLite database path (default <data-dir>/openkms.db)")
+    parser.add_argument(
+        "--database",
+        help="SQLite path (default <data-dir>/openkms.db) or a postgresql:// URL",
+    )
     parser.add_argument("--partition", help="ARN partition (default aws)")
 
 
