@@ -62,6 +62,7 @@ from openkms.storage.records import (
     KeyUsage,
     MaterialRecord,
 )
+from openkms.storage.rows import access_key_from_row, alias_from_row, material_from_row
 
 Conn = psycopg.Connection[DictRow]
 Row = dict[str, Any]
@@ -121,41 +122,6 @@ def lock_id(*parts: str) -> int:
     """A signed 64-bit advisory lock id for a named set of rows."""
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _material_from_row(row: Row) -> MaterialRecord:
-    doc = orjson.loads(row["doc"])
-    return MaterialRecord(
-        key_arn=row["key_arn"],
-        material_id=row["material_id"],
-        wrapped=bytes(row["wrapped"]),
-        created_at=row["created_at"],
-        state=row["state"],
-        rotation_type=doc.get("rotation_type"),
-        extra=doc.get("extra", {}),
-    )
-
-
-def _access_key_from_row(row: Row) -> AccessKeyRecord:
-    return AccessKeyRecord(
-        access_key_id=row["access_key_id"],
-        account_id=row["account_id"],
-        principal_arn=row["principal_arn"],
-        wrapped_secret=bytes(row["wrapped_secret"]),
-        status=row["status"],
-        created_at=row["created_at"],
-    )
-
-
-def _alias_from_row(row: Row) -> AliasRecord:
-    return AliasRecord(
-        account_id=row["account_id"],
-        region=row["region"],
-        alias_name=row["alias_name"],
-        key_id=row["key_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 def _key_from_row(row: Row) -> KeyRecord:
@@ -462,7 +428,7 @@ class PostgresStorage:
         row = self._one(
             "SELECT * FROM access_keys WHERE access_key_id = %s", (access_key_id,), lock=True
         )
-        return None if row is None else _access_key_from_row(row)
+        return None if row is None else access_key_from_row(row)
 
     def list_access_keys(self, account_id: str) -> list[AccessKeyRecord]:
         self._lock("access_keys", account_id)
@@ -470,7 +436,7 @@ class PostgresStorage:
             "SELECT * FROM access_keys WHERE account_id = %s ORDER BY created_at, access_key_id",
             (account_id,),
         )
-        return [_access_key_from_row(r) for r in rows]
+        return [access_key_from_row(r) for r in rows]
 
     def delete_access_key(self, access_key_id: str) -> None:
         self._write("DELETE FROM access_keys WHERE access_key_id = %s", (access_key_id,))
@@ -624,14 +590,14 @@ class PostgresStorage:
             "SELECT * FROM key_materials WHERE key_arn = %s AND material_id = %s",
             (key_arn, material_id),
         )
-        return None if row is None else _material_from_row(row)
+        return None if row is None else material_from_row(row)
 
     def list_materials(self, key_arn: str) -> list[MaterialRecord]:
         rows = self._all(
             "SELECT * FROM key_materials WHERE key_arn = %s ORDER BY created_at, seq, material_id",
             (key_arn,),
         )
-        return [_material_from_row(r) for r in rows]
+        return [material_from_row(r) for r in rows]
 
     # -- aliases -----------------------------------------------------------------------------
     def insert_alias(self, alias: AliasRecord) -> None:
@@ -662,7 +628,7 @@ class PostgresStorage:
             "SELECT * FROM aliases WHERE account_id = %s AND region = %s AND alias_name = %s",
             (account_id, region, alias_name),
         )
-        return None if row is None else _alias_from_row(row)
+        return None if row is None else alias_from_row(row)
 
     def delete_alias(self, account_id: str, region: str, alias_name: str) -> None:
         self._write(
@@ -686,7 +652,7 @@ class PostgresStorage:
             params.append(key_id)
         sql += " ORDER BY alias_name LIMIT %s"
         params.append(limit)
-        return [_alias_from_row(r) for r in self._all(sql, params)]
+        return [alias_from_row(r) for r in self._all(sql, params)]
 
     # -- tags --------------------------------------------------------------------------------
     def get_tags(self, key_arn: str) -> dict[str, str]:

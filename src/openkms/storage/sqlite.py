@@ -26,41 +26,7 @@ from openkms.storage.records import (
     KeyUsage,
     MaterialRecord,
 )
-
-
-def _material_from_row(row: sqlite3.Row) -> MaterialRecord:
-    doc = orjson.loads(row["doc"])
-    return MaterialRecord(
-        key_arn=row["key_arn"],
-        material_id=row["material_id"],
-        wrapped=bytes(row["wrapped"]),
-        created_at=row["created_at"],
-        state=row["state"],
-        rotation_type=doc.get("rotation_type"),
-        extra=doc.get("extra", {}),
-    )
-
-
-def _access_key_from_row(row: sqlite3.Row) -> AccessKeyRecord:
-    return AccessKeyRecord(
-        access_key_id=row["access_key_id"],
-        account_id=row["account_id"],
-        principal_arn=row["principal_arn"],
-        wrapped_secret=bytes(row["wrapped_secret"]),
-        status=row["status"],
-        created_at=row["created_at"],
-    )
-
-
-def _alias_from_row(row: sqlite3.Row) -> AliasRecord:
-    return AliasRecord(
-        account_id=row["account_id"],
-        region=row["region"],
-        alias_name=row["alias_name"],
-        key_id=row["key_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+from openkms.storage.rows import access_key_from_row, alias_from_row, material_from_row
 
 
 class SqliteStorage:
@@ -195,14 +161,14 @@ class SqliteStorage:
 
     def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
         row = self._one("SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,))
-        return None if row is None else _access_key_from_row(row)
+        return None if row is None else access_key_from_row(row)
 
     def list_access_keys(self, account_id: str) -> list[AccessKeyRecord]:
         rows = self._all(
             "SELECT * FROM access_keys WHERE account_id = ? ORDER BY created_at, access_key_id",
             (account_id,),
         )
-        return [_access_key_from_row(r) for r in rows]
+        return [access_key_from_row(r) for r in rows]
 
     def delete_access_key(self, access_key_id: str) -> None:
         self._exec("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,))
@@ -343,14 +309,14 @@ class SqliteStorage:
             "SELECT * FROM key_materials WHERE key_arn = ? AND material_id = ?",
             (key_arn, material_id),
         )
-        return None if row is None else _material_from_row(row)
+        return None if row is None else material_from_row(row)
 
     def list_materials(self, key_arn: str) -> list[MaterialRecord]:
         rows = self._all(
             "SELECT * FROM key_materials WHERE key_arn = ? ORDER BY created_at, seq, material_id",
             (key_arn,),
         )
-        return [_material_from_row(r) for r in rows]
+        return [material_from_row(r) for r in rows]
 
     # -- aliases -----------------------------------------------------------------------------
     def insert_alias(self, alias: AliasRecord) -> None:
@@ -379,7 +345,7 @@ class SqliteStorage:
             "SELECT * FROM aliases WHERE account_id = ? AND region = ? AND alias_name = ?",
             (account_id, region, alias_name),
         )
-        return None if row is None else _alias_from_row(row)
+        return None if row is None else alias_from_row(row)
 
     def delete_alias(self, account_id: str, region: str, alias_name: str) -> None:
         self._exec(
@@ -402,7 +368,7 @@ class SqliteStorage:
             params.append(key_id)
         sql += " ORDER BY alias_name LIMIT ?"
         params.append(limit)
-        return [_alias_from_row(r) for r in self._all(sql, params)]
+        return [alias_from_row(r) for r in self._all(sql, params)]
 
     # -- tags --------------------------------------------------------------------------------
     def get_tags(self, key_arn: str) -> dict[str, str]:
