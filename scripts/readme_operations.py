@@ -10,8 +10,12 @@ from openkms.protocol.model import operation_names
 from openkms.protocol.operations import implemented
 
 NOTES = {
-    "CreateKey": "every key spec but SM2; origins AWS_KMS and EXTERNAL; multi-Region",
-    "GenerateRandom": "not from a custom key store; no Recipient",
+    "CreateKey": (
+        "every key spec but SM2; every origin (AWS_CLOUDHSM and EXTERNAL_KEY_STORE in custom key "
+        "stores); multi-Region"
+    ),
+    "CreateCustomKeyStore": "XKS connectivity PUBLIC_ENDPOINT only",
+    "GenerateRandom": "from a CloudHSM custom key store's token too; no Recipient",
     "Decrypt": "no Recipient (Nitro attestation)",
     "GenerateDataKey": "no Recipient (Nitro attestation)",
     "GenerateDataKeyPair": "no Recipient (Nitro attestation); every pair spec but SM2",

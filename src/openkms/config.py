@@ -73,6 +73,10 @@ class Settings:
     pkcs11_key_label: str | None = None
     pkcs11_pin_file: str | None = None
     pkcs11_create_key: bool = False  # generate the key in the token when the label is absent
+    # Custom key stores (docs/custom-key-stores.md): a TOML file mapping CloudHsmClusterIds to
+    # PKCS#11 tokens, and the CA bundle XKS proxies' certificates must chain to.
+    custom_key_store_clusters: str | None = None
+    xks_proxy_ca_file: str | None = None
     # Start without the root key and answer 503 until enough Shamir shares are entered.
     sealed: bool = False
     # Transport, metrics, quotas, logging, shutdown (docs/configuration.md).
@@ -149,6 +153,12 @@ class Settings:
             raise SettingsError(
                 "sealed: development mode and accept_any_credentials cannot start sealed"
             )
+        if self.custom_key_store_clusters:
+            from openkms.keystores import read_clusters_file
+
+            read_clusters_file(self.custom_key_store_clusters)
+        if self.xks_proxy_ca_file and not Path(self.xks_proxy_ca_file).is_file():
+            raise SettingsError(f"xks_proxy_ca_file: {self.xks_proxy_ca_file} is not a file")
         return self
 
     def validate_root_of_trust(self) -> Settings:

@@ -12,6 +12,7 @@ from openkms.errors import OperationNotImplementedException, UnknownOperationExc
 from openkms.protocol.model import operation_names
 from openkms.service import (
     aliases,
+    custom_key_stores,
     data_key_pairs,
     data_keys,
     encryption,
@@ -28,17 +29,24 @@ from openkms.service import (
     tags,
 )
 from openkms.service.context import RequestContext
+from openkms.service.custom_key_stores import with_request
 from openkms.service.runtime import Runtime
 
 Handler = Callable[[Runtime, RequestContext, dict[str, Any]], dict[str, Any]]
 
 OPERATIONS: dict[str, Handler] = {
     "CancelKeyDeletion": keys.cancel_key_deletion,
+    "ConnectCustomKeyStore": custom_key_stores.connect_custom_key_store,
+    "CreateCustomKeyStore": custom_key_stores.create_custom_key_store,
+    "DeleteCustomKeyStore": custom_key_stores.delete_custom_key_store,
+    "DescribeCustomKeyStores": custom_key_stores.describe_custom_key_stores,
+    "DisconnectCustomKeyStore": custom_key_stores.disconnect_custom_key_store,
+    "UpdateCustomKeyStore": custom_key_stores.update_custom_key_store,
     "CreateAlias": aliases.create_alias,
     "CreateGrant": grants.create_grant,
     "CreateKey": keys.create_key,
     "Decapsulate": key_agreement.decapsulate,
-    "Decrypt": encryption.decrypt,
+    "Decrypt": with_request(encryption.decrypt),
     "DeleteAlias": aliases.delete_alias,
     "DeleteImportedKeyMaterial": imports.delete_imported_key_material,
     "DeriveSharedSecret": key_agreement.derive_shared_secret,
@@ -48,13 +56,13 @@ OPERATIONS: dict[str, Handler] = {
     "EnableKey": keys.enable_key,
     "EnableKeyRotation": rotation.enable_key_rotation,
     "Encapsulate": key_agreement.encapsulate,
-    "Encrypt": encryption.encrypt,
-    "GenerateDataKey": data_keys.generate_data_key,
-    "GenerateDataKeyPair": data_key_pairs.generate_data_key_pair,
-    "GenerateDataKeyPairWithoutPlaintext": (
+    "Encrypt": with_request(encryption.encrypt),
+    "GenerateDataKey": with_request(data_keys.generate_data_key),
+    "GenerateDataKeyPair": with_request(data_key_pairs.generate_data_key_pair),
+    "GenerateDataKeyPairWithoutPlaintext": with_request(
         data_key_pairs.generate_data_key_pair_without_plaintext
     ),
-    "GenerateDataKeyWithoutPlaintext": data_keys.generate_data_key_without_plaintext,
+    "GenerateDataKeyWithoutPlaintext": with_request(data_keys.generate_data_key_without_plaintext),
     "GenerateMac": macs.generate_mac,
     "GenerateRandom": random.generate_random,
     "GetKeyLastUsage": keys.get_key_last_usage,
@@ -71,7 +79,7 @@ OPERATIONS: dict[str, Handler] = {
     "ListResourceTags": tags.list_resource_tags,
     "ListRetirableGrants": grants.list_retirable_grants,
     "PutKeyPolicy": key_policies.put_key_policy,
-    "ReEncrypt": encryption.re_encrypt,
+    "ReEncrypt": with_request(encryption.re_encrypt),
     "ReplicateKey": multi_region.replicate_key,
     "RetireGrant": grants.retire_grant,
     "RevokeGrant": grants.revoke_grant,

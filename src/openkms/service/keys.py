@@ -21,7 +21,7 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service import asymmetric_keys, key_policies, multi_region
+from openkms.service import asymmetric_keys, custom_key_stores, key_policies, multi_region
 from openkms.service.common import check_tag_limit, decode_marker, page, tags_from_request
 from openkms.service.context import RequestContext
 from openkms.service.metadata import key_metadata
@@ -69,14 +69,15 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     origin = req.get("Origin") or OriginType.AWS_KMS.value
     if spec != KeySpec.SYMMETRIC_DEFAULT.value:
         usage = asymmetric_keys.check_spec_and_usage(spec, usage)
-    if origin not in (OriginType.AWS_KMS.value, OriginType.EXTERNAL.value):
-        raise UnsupportedOperationException(
-            f"Origin {origin} is not supported by this openkms build yet."
-        )
+    if origin not in {o.value for o in OriginType}:
+        raise UnsupportedOperationException(f"Origin {origin} is not supported.")
     external = origin == OriginType.EXTERNAL.value
-    if req.get("CustomKeyStoreId") or req.get("XksKeyId"):
+    if (req.get("CustomKeyStoreId") or req.get("XksKeyId")) and origin in (
+        OriginType.AWS_KMS.value,
+        OriginType.EXTERNAL.value,
+    ):
         raise UnsupportedOperationException(
-            "Custom key stores are not supported by this openkms build yet."
+            "CustomKeyStoreId and XksKeyId need Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE."
         )
     tags = tags_from_request(req.get("Tags"))
     check_tag_limit({}, tags)
@@ -92,6 +93,9 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         key_policies.check_policy(
             rt, ctx, policy, arn, account, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
         )
+    store_plan = custom_key_stores.plan_store_key(
+        rt, ctx, req, origin=origin, spec=spec, usage=usage, key_id=key_id, arn=arn
+    )
     key = KeyRecord(
         arn=arn,
         key_id=key_id,
@@ -109,6 +113,14 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         extra={"mr_type": "PRIMARY"} if is_multi_region else {},
     )
     material = None
+    if store_plan is not None:
+        key = key.with_changes(
+            custom_key_store_id=store_plan.store_id, extra=dict(store_plan.extra)
+        )
+        if not store_plan.needs_material:
+            # The material is in the store's token: only its id is recorded here.
+            key = key.with_changes(current_material_id=new_material_id())
+            external = True
     if not external:
         material_id = new_material_id()
         key = key.with_changes(current_material_id=material_id)
@@ -171,13 +183,21 @@ def update_key_description(rt: Runtime, ctx: RequestContext, req: dict[str, Any]
     return {}
 
 
+def _with_state(key: KeyRecord, state: str) -> KeyRecord:
+    """A key whose custom key store is disconnected stays Unavailable: the new state applies
+    once the store is connected again (AWS's key-state table)."""
+    if key.state == KeyState.UNAVAILABLE.value:
+        return key.with_changes(extra={**key.extra, "state_when_available": state})
+    return key.with_changes(state=state)
+
+
 def enable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
     rt.access.authorize_key(ctx, "kms:EnableKey", key, req)
     with rt.storage.transaction():
         key = _reload(rt, key)
         require_enable_disable_allowed(key)
-        _save(rt, key.with_changes(state=KeyState.ENABLED.value))
+        _save(rt, _with_state(key, KeyState.ENABLED.value))
     return {}
 
 
@@ -187,7 +207,7 @@ def disable_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
     with rt.storage.transaction():
         key = _reload(rt, key)
         require_enable_disable_allowed(key)
-        _save(rt, key.with_changes(state=KeyState.DISABLED.value))
+        _save(rt, _with_state(key, KeyState.DISABLED.value))
     return {}
 
 
@@ -296,6 +316,8 @@ def purge_due_keys(rt: Runtime, now: float) -> list[str]:
                 continue
             rt.storage.delete_key(arn)
             multi_region.after_replica_deleted(rt, key, now)
+        if key.custom_key_store_id is not None:
+            custom_key_stores.delete_store_key_material(rt, key)
         rt.forget_key(arn)
         rt.alias_cache.clear()
         purged.append(arn)

@@ -49,6 +49,9 @@ def key_metadata(key: KeyRecord, related: list[KeyRecord] | None = None) -> dict
         meta["ExpirationModel"] = key.expiration_model
     if key.custom_key_store_id is not None:
         meta["CustomKeyStoreId"] = key.custom_key_store_id
+        from openkms.service.custom_key_stores import metadata_fields
+
+        meta.update(metadata_fields(key))
     if key.multi_region:
         from openkms.service.multi_region import configuration
 

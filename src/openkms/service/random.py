@@ -12,10 +12,6 @@ from openkms.service.runtime import Runtime
 
 def generate_random(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     rt.access.authorize_account(ctx, "kms:GenerateRandom", "*", req)
-    if req.get("CustomKeyStoreId"):
-        raise UnsupportedOperationException(
-            "GenerateRandom from a custom key store is not supported by this openkms build yet."
-        )
     if req.get("Recipient"):
         raise UnsupportedOperationException(
             "Attested (Recipient) requests need a Nitro attestation verifier, which this "
@@ -24,4 +20,9 @@ def generate_random(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> di
     count = req.get("NumberOfBytes")
     if count is None:
         raise ValidationException("NumberOfBytes is required.")
+    store_id = req.get("CustomKeyStoreId")
+    if store_id:
+        from openkms.service.custom_key_stores import random_from_store
+
+        return {"Plaintext": random_from_store(rt, ctx, store_id, count)}
     return {"Plaintext": os.urandom(count)}

@@ -46,6 +46,11 @@ def seal(
 ) -> tuple[bytes, str]:
     """Returns (ciphertext blob, material id) under the key's current material."""
     material_id = key.current_material_id
+    if key.custom_key_store_id is not None and material_id is not None:
+        from openkms.service.custom_key_stores import seal_in_store
+
+        header = ciphertext.encode_header(key.account_id, key.key_id, material_id)
+        return seal_in_store(rt, key, header, plaintext, context), material_id
     handle = None if material_id is None else rt.symmetric_key(key, material_id)
     if material_id is None or handle is None:
         raise KMSInternalException("The key has no current key material.")
@@ -91,6 +96,10 @@ def open_blob(
     context: Mapping[str, str] | None,
 ) -> Opened:
     require_usable_for_crypto(key)
+    if key.custom_key_store_id is not None:
+        from openkms.service.custom_key_stores import open_in_store
+
+        return Opened(key, open_in_store(rt, key, parsed, context), parsed.material_id)
     handle = rt.symmetric_key(key, parsed.material_id)
     if handle is None:
         raise invalid_ciphertext()

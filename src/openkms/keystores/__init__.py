@@ -1,0 +1,117 @@
+"""Custom key stores' back ends: ``cloudhsm`` (a PKCS#11 token of the operator's, standing in for
+an AWS CloudHSM cluster) and ``xks`` (a client of AWS's External Key Store proxy API).
+
+The operator's configuration of them (``KeyStoreSettings``) comes from two settings:
+``custom_key_store_clusters`` (a TOML file mapping each CloudHsmClusterId to a PKCS#11 module
+and token) and ``xks_proxy_ca_file`` (the CA bundle that XKS proxies' certificates must chain
+to; the system's trust store when unset). docs/custom-key-stores.md describes both.
+"""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openkms.config import Settings, SettingsError, settings_from_env
+
+DEFAULT_XKS_TIMEOUT_SECONDS = 5.0
+
+
+class StoreConnectionError(Exception):
+    """The store cannot be reached or refused us: ``code`` is AWS's ConnectionErrorCode."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """What a CloudHsmClusterId stands for here: a PKCS#11 module and one token in it."""
+
+    cluster_id: str
+    module: str
+    token_label: str
+    trust_anchor_certificate: str | None = None  # PEM text; None: any certificate is accepted
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStoreSettings:
+    clusters: dict[str, ClusterConfig] = field(default_factory=dict)
+    xks_ca_file: str | None = None
+    xks_timeout_seconds: float = DEFAULT_XKS_TIMEOUT_SECONDS
+
+
+def read_clusters_file(path: str | Path) -> dict[str, ClusterConfig]:
+    """Parses the cluster mapping file::
+
+    [clusters.cluster-1234567890abc]
+    pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label = "kms-cluster-1"
+    trust_anchor_certificate_file = "/etc/openkms/customerCA.crt"   # optional
+    """
+    file = Path(path)
+    try:
+        data: dict[str, Any] = tomllib.loads(file.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"custom_key_store_clusters: cannot read {file}: {exc}") from None
+    clusters: dict[str, ClusterConfig] = {}
+    table = data.get("clusters", {})
+    if not isinstance(table, dict):
+        raise SettingsError("custom_key_store_clusters: [clusters] must be a table")
+    for cluster_id, entry in table.items():
+        if not isinstance(entry, dict):
+            raise SettingsError(f"custom_key_store_clusters: {cluster_id} must be a table")
+        module = entry.get("pkcs11_module")
+        label = entry.get("token_label")
+        if not isinstance(module, str) or not isinstance(label, str):
+            raise SettingsError(
+                f"custom_key_store_clusters: {cluster_id} needs pkcs11_module and token_label"
+            )
+        anchor = None
+        anchor_file = entry.get("trust_anchor_certificate_file")
+        if isinstance(anchor_file, str):
+            try:
+                anchor = (file.parent / anchor_file).read_text()
+            except OSError as exc:
+                raise SettingsError(
+                    f"custom_key_store_clusters: {cluster_id}: cannot read {anchor_file}: {exc}"
+                ) from None
+        clusters[cluster_id] = ClusterConfig(cluster_id, module, label, anchor)
+    return clusters
+
+
+def settings_for(settings: Settings) -> KeyStoreSettings:
+    clusters = (
+        read_clusters_file(settings.custom_key_store_clusters)
+        if settings.custom_key_store_clusters
+        else {}
+    )
+    return KeyStoreSettings(clusters=clusters, xks_ca_file=settings.xks_proxy_ca_file)
+
+
+_ATTRIBUTE = "_openkms_keystore_settings"
+_LOCK = threading.Lock()
+
+
+def keystore_settings(owner: object) -> KeyStoreSettings:
+    """The key store settings attached to ``owner`` (a Runtime), read from this process's
+    settings on first use (the server hands them to each worker in OPENKMS_SETTINGS_JSON)."""
+    found = getattr(owner, _ATTRIBUTE, None)
+    if isinstance(found, KeyStoreSettings):
+        return found
+    with _LOCK:
+        found = getattr(owner, _ATTRIBUTE, None)
+        if not isinstance(found, KeyStoreSettings):
+            found = settings_for(settings_from_env())
+            setattr(owner, _ATTRIBUTE, found)
+        return found
+
+
+def attach_keystore_settings(owner: object, settings: KeyStoreSettings) -> None:
+    """For tests and embedders: use ``settings`` for ``owner`` instead of the environment's."""
+    setattr(owner, _ATTRIBUTE, settings)
