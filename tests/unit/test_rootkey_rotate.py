@@ -553,3 +553,39 @@ def vars_of(record: object) -> dict[str, Any]:
     import dataclasses
 
     return dataclasses.asdict(record)  # type: ignore[call-overload]
+
+
+def test_custom_key_store_secrets_are_rewrapped(tmp_path: Path) -> None:
+    from openkms.rootoftrust.rotate import STORE_KIND
+    from openkms.service.custom_key_stores import _secret_aad
+
+    storage = MemoryStorage()
+    old, old_desc = _file(tmp_path, "old")
+    new, new_desc = _file(tmp_path, "new")
+    check_root(storage, old)
+    account, store_id = "111122223333", "cks-0123456789abcdef0"
+    doc = {
+        "store_id": store_id,
+        "account_id": account,
+        "wrapped_password": base64.b64encode(
+            old.wrap(b"cu-password", _secret_aad(account, store_id, "password"))
+        ).decode(),
+        "wrapped_xks_secret": base64.b64encode(
+            old.wrap(b"xks-secret", _secret_aad(account, store_id, "xks-secret"))
+        ).decode(),
+    }
+    import orjson
+
+    storage.put_document(STORE_KIND, account, store_id, orjson.dumps(doc).decode(), 1.0)
+    assert {i.category for i in enumerate_items(storage)} == {"custom-key-store"}
+    rotate(storage, old, new, old_desc, new_desc)
+    finish(storage, new, old)
+    stored = orjson.loads(storage.get_document(STORE_KIND, account, store_id) or "{}")
+    for field_name, what, secret in (
+        ("wrapped_password", "password", b"cu-password"),
+        ("wrapped_xks_secret", "xks-secret", b"xks-secret"),
+    ):
+        blob = base64.b64decode(stored[field_name])
+        assert new.unwrap(blob, _secret_aad(account, store_id, what)) == secret
+        with pytest.raises(RootOfTrustError):
+            old.unwrap(blob, _secret_aad(account, store_id, what))

@@ -54,7 +54,10 @@ PHASE_DONE = "done"
 PHASE_ABORTED = "aborted"
 ACTIVE_PHASES = (PHASE_REWRAP, PHASE_RESTART)
 
-_CATEGORIES = ("material", "access-key", "sts-session", "kms-import")
+_CATEGORIES = ("material", "access-key", "sts-session", "kms-import", "custom-key-store")
+STORE_KIND = "kms-custom-key-store"
+# Store document field -> the "what" its AAD names (service/custom_key_stores.py).
+_STORE_SECRETS = {"wrapped_password": "password", "wrapped_xks_secret": "xks-secret"}
 
 
 class RotationError(Exception):
@@ -328,6 +331,10 @@ def enumerate_items(storage: Any) -> list[Item]:
     for scope in _document_scopes(storage, IMPORT_KIND):
         for name in _documents(storage, IMPORT_KIND, scope):
             items.append(Item(3, (scope, name)))
+    for account in _document_scopes(storage, STORE_KIND):
+        for store_id in _documents(storage, STORE_KIND, account):
+            for field_name in _STORE_SECRETS:
+                items.append(Item(4, (account, store_id, field_name)))
     return sorted(set(items))
 
 
@@ -374,6 +381,12 @@ def _load(storage: Any, item: Item) -> _Record | None:
         return _document_record(
             storage, SESSION_KIND, SESSION_SCOPE, akid, "wrapped_secret", session_aad(akid), "b64"
         )
+    if item.category == "custom-key-store":
+        from openkms.service.custom_key_stores import _secret_aad
+
+        account, store_id, field_name = item.key
+        aad = _secret_aad(account, store_id, _STORE_SECRETS[field_name])
+        return _document_record(storage, STORE_KIND, account, store_id, field_name, aad, "b64")
     scope, name = item.key
     return _document_record(
         storage, IMPORT_KIND, scope, name, "wrapped_private", _token_aad(scope, name), "hex"
