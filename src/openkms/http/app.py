@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
 from openkms.audit import AuditSink, AuditWriteError, build_record, is_read_only
+from openkms.audit.events import event_id
 from openkms.auth.sigv4 import SignedRequest, SigV4Verifier
 from openkms.config import Settings, settings_from_env
 from openkms.errors import (
@@ -172,7 +172,8 @@ class OpenKMSApp:
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = str(uuid.uuid4())
+        # Unique, not secret: the same cheap version-4 UUID the audit log uses for event ids.
+        request_id = event_id()
         token = bind_request_id(request_id)
         try:
             await self._http_request(scope, receive, send, request_id)

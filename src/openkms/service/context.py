@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,5 +28,7 @@ class RequestContext:
     secure_transport: bool = False
     # The alias a request named its key by (kms:RequestAlias).
     request_alias: str | None = None
+    # Keys this request already resolved, by reference (one lookup per request and reference).
+    resolved: dict[str, Any] = field(default_factory=dict)
     # Resources the operation touched, for the audit record.
     resources: list[str] = field(default_factory=list)

@@ -109,6 +109,18 @@ class Runtime:
         self, ctx: RequestContext, key_ref: str, *, allow_alias: bool = True, record: bool = True
     ) -> KeyRecord:
         """Finds the key a ``key_ref`` names, in the caller's Region; NotFoundException if none."""
+        key: KeyRecord | None = ctx.resolved.get(key_ref)
+        # A reference that names an alias must still be refused where aliases are not allowed.
+        if key is None or not (
+            allow_alias or (":alias/" not in key_ref and not key_ref.startswith("alias/"))
+        ):
+            key = self._resolve_key(ctx, key_ref, allow_alias=allow_alias)
+            ctx.resolved[key_ref] = key
+        if record:
+            ctx.resources.append(key.arn)
+        return key
+
+    def _resolve_key(self, ctx: RequestContext, key_ref: str, *, allow_alias: bool) -> KeyRecord:
         ref = parse_key_ref(key_ref)
         account = ctx.principal.account_id
         region = ctx.region
@@ -142,7 +154,6 @@ class Runtime:
         key = self.load_key(arn)
         if key is None:
             raise NotFoundException(f"Key '{arn}' does not exist")
-        ctx.resources.append(arn)
         return key
 
     def grants(self, key_arn: str) -> list[Any]:
