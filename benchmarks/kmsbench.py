@@ -335,15 +335,23 @@ class OpenKMSTarget(Target):
         bin_dir: Path | None = None,
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        iam_user: bool = False,
     ) -> None:
         self.workers = workers
-        self.name = name or f"openkms w{workers}"
+        self.iam_user = iam_user
+        self.name = name or f"openkms w{workers}" + (" iam-user" if iam_user else "")
         self.bin_dir = bin_dir or Path(sys.executable).parent
         self.extra_args = list(extra_args)
         self.env = env or {}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "workers": self.workers, "server": "uvicorn"}
+        principal = "iam-user (identity policy with conditions)" if self.iam_user else "root"
+        return {
+            **super().describe(),
+            "workers": self.workers,
+            "server": "uvicorn",
+            "principal": principal,
+        }
 
     def _prepare(self, workdir: Path) -> Path:
         data = workdir / f"data-{slug(self.name)}"
@@ -379,6 +387,53 @@ class OpenKMSTarget(Target):
         assert self.proc is not None
         wait_http(self.url + "/healthz", self.proc, self.logfile)
         wait_workers(self, self.workers)
+        if self.iam_user:
+            self.creds = make_iam_user(self.url, self.creds)
+
+
+# The realistic caller of the full path: an IAM user whose identity policy has conditions, so
+# that the evaluator runs on every request (nothing can be answered from the decision cache).
+IAM_USER_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "OnlyFromHere",
+            "Effect": "Deny",
+            "Action": "kms:*",
+            "Resource": "*",
+            "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "10.0.0.0/8"]}},
+        },
+        {
+            "Sid": "UseKeys",
+            "Effect": "Allow",
+            "Action": [
+                "kms:CreateKey", "kms:DescribeKey", "kms:Encrypt", "kms:Decrypt",
+                "kms:GenerateDataKey*", "kms:Sign", "kms:Verify", "kms:GenerateMac",
+            ],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
+        },
+    ],
+}  # fmt: skip
+
+
+def make_iam_user(url: str, root: Credentials) -> Credentials:
+    """An IAM user with IAM_USER_POLICY, created through openkms's IAM API as the root."""
+    import boto3  # type: ignore[import-untyped]
+
+    iam = boto3.session.Session().client(
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=root.access_key_id,
+        aws_secret_access_key=root.secret_access_key,
+    )
+    iam.create_user(UserName="bench")
+    iam.put_user_policy(
+        UserName="bench", PolicyName="bench", PolicyDocument=json.dumps(IAM_USER_POLICY)
+    )
+    key = iam.create_access_key(UserName="bench")["AccessKey"]
+    return Credentials(key["AccessKeyId"], key["SecretAccessKey"], root.account_id)
 
 
 def wait_workers(target: Target, workers: int, timeout: float = 30) -> None:
