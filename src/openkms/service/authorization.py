@@ -7,7 +7,7 @@ the cache TTL, so a changed policy takes effect within that bound on every proce
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -433,7 +433,3 @@ def _encryption_context(action: str, req: Mapping[str, Any]) -> Mapping[str, str
     else:
         value = req.get("EncryptionContext")
     return value if isinstance(value, Mapping) else None
-
-
-def grant_records(values: Sequence[GrantRecord]) -> list[GrantFacts]:
-    return [_grant_facts(g) for g in values]

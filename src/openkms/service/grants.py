@@ -22,10 +22,10 @@ from openkms.errors import (
     NotFoundException,
     ValidationException,
 )
+from openkms.policy.grants import operations_valid_for_key
 from openkms.service.common import decode_marker, dry_run, encode_marker
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
-from openkms.types import GrantOperation, KeySpec, KeyUsageType
 
 MAX_GRANTS_PER_KEY = 50_000
 MAX_GRANT_TOKENS = 10
@@ -33,41 +33,11 @@ KIND = "kms-grant"
 KIND_NAME = "kms-grant-name"
 KIND_RETIRING = "kms-grant-retiring"
 
-# Which grant operations each key usage supports (AWS's "Grant operations" table).
-_COMMON = {"CreateGrant", "DescribeKey", "RetireGrant"}
-_BY_USAGE: dict[str, set[str]] = {
-    "SYMMETRIC": _COMMON
-    | {
-        "Decrypt",
-        "Encrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "ReEncryptFrom",
-        "ReEncryptTo",
-    },
-    KeyUsageType.ENCRYPT_DECRYPT.value: _COMMON
-    | {"Decrypt", "Encrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey"},
-    KeyUsageType.SIGN_VERIFY.value: _COMMON | {"Sign", "Verify", "GetPublicKey"},
-    KeyUsageType.GENERATE_VERIFY_MAC.value: _COMMON | {"GenerateMac", "VerifyMac"},
-    KeyUsageType.KEY_AGREEMENT.value: _COMMON | {"DeriveSharedSecret", "GetPublicKey"},
-    KeyUsageType.ENCAPSULATE_DECAPSULATE.value: _COMMON | {"Decapsulate", "GetPublicKey"},
-}
-
-
-def _usage_class(key: KeyRecord) -> str:
-    return "SYMMETRIC" if key.key_spec == KeySpec.SYMMETRIC_DEFAULT.value else key.key_usage
-
 
 def _check_operations(key: KeyRecord, operations: Sequence[str]) -> None:
-    allowed = _BY_USAGE.get(_usage_class(key), _COMMON)
-    for op in operations:
-        if op not in allowed:
-            raise ValidationException(
-                f"Grant operation {op} is not valid for a KMS key with key spec "
-                f"{key.key_spec} and key usage {key.key_usage}."
-            )
+    problem = operations_valid_for_key(operations, key.key_spec, key.key_usage)
+    if problem is not None:
+        raise ValidationException(problem)
 
 
 def load_grant(rt: Runtime, key_arn: str, grant_id: str) -> GrantRecord | None:
@@ -285,7 +255,3 @@ def revoke_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
     dry_run(req)
     _delete(rt, grant)
     return {}
-
-
-# Valid GrantOperation names, for a sanity check against the model in tests.
-ALL_GRANT_OPERATIONS = frozenset(op.value for op in GrantOperation)
