@@ -14,15 +14,14 @@ from openkms.iam.store import (
     account_store,
     decode_document,
     encode_document,
-    merge_tags,
     new_id,
     path_matches,
     policy_size,
-    remove_tags,
     request_tag_context,
     tags_from_params,
     tags_out,
 )
+from openkms.iam.tagging import tag_handlers
 from openkms.iam.users import no_boundaries
 from openkms.service.context import RequestContext
 
@@ -158,36 +157,6 @@ def update_assume_role_policy(deps: IamDeps, ctx: RequestContext, params: Params
     return None
 
 
-def tag_role(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    tags = tags_from_params(params["Tags"])
-    _, arn = role_arn_for(store, params["RoleName"])
-    require(deps.storage, ctx, "iam:TagRole", arn, request_tag_context(tags))
-    with deps.storage.transaction():
-        role = store.require_role(params["RoleName"])
-        store.put_role(dataclasses.replace(role, tags=merge_tags(role.tags, tags)), ctx.now)
-    return None
-
-
-def untag_role(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    keys: list[str] = params["TagKeys"]
-    _, arn = role_arn_for(store, params["RoleName"])
-    require(deps.storage, ctx, "iam:UntagRole", arn, {"aws:TagKeys": tuple(keys)})
-    with deps.storage.transaction():
-        role = store.require_role(params["RoleName"])
-        store.put_role(dataclasses.replace(role, tags=remove_tags(role.tags, keys)), ctx.now)
-    return None
-
-
-def list_role_tags(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    _, arn = role_arn_for(store, params["RoleName"])
-    require(deps.storage, ctx, "iam:ListRoleTags", arn)
-    role = store.require_role(params["RoleName"])
-    return {"Tags": tags_out(role.tags), "IsTruncated": False}
-
-
 OPERATIONS = {
     "CreateRole": create_role,
     "GetRole": get_role,
@@ -195,7 +164,5 @@ OPERATIONS = {
     "DeleteRole": delete_role,
     "UpdateRole": update_role,
     "UpdateAssumeRolePolicy": update_assume_role_policy,
-    "TagRole": tag_role,
-    "UntagRole": untag_role,
-    "ListRoleTags": list_role_tags,
+    **tag_handlers("role", "Role"),
 }

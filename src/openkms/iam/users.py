@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from openkms.iam import DeleteConflict, InvalidInput, ValidationError
@@ -11,15 +10,14 @@ from openkms.iam.store import (
     IamStore,
     User,
     account_store,
-    merge_tags,
     name_from_arn,
     new_id,
     path_matches,
-    remove_tags,
     request_tag_context,
     tags_from_params,
     tags_out,
 )
+from openkms.iam.tagging import tag_handlers
 from openkms.service.accounts import root_arn
 from openkms.service.context import RequestContext
 
@@ -137,42 +135,10 @@ def delete_user(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
     return None
 
 
-def tag_user(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    tags = tags_from_params(params["Tags"])
-    _, arn = user_arn_for(store, params["UserName"])
-    require(deps.storage, ctx, "iam:TagUser", arn, request_tag_context(tags))
-    with deps.storage.transaction():
-        user = store.require_user(params["UserName"])
-        store.put_user(dataclasses.replace(user, tags=merge_tags(user.tags, tags)), ctx.now)
-    return None
-
-
-def untag_user(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    keys: list[str] = params["TagKeys"]
-    _, arn = user_arn_for(store, params["UserName"])
-    require(deps.storage, ctx, "iam:UntagUser", arn, {"aws:TagKeys": tuple(keys)})
-    with deps.storage.transaction():
-        user = store.require_user(params["UserName"])
-        store.put_user(dataclasses.replace(user, tags=remove_tags(user.tags, keys)), ctx.now)
-    return None
-
-
-def list_user_tags(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    _, arn = user_arn_for(store, params["UserName"])
-    require(deps.storage, ctx, "iam:ListUserTags", arn)
-    user = store.require_user(params["UserName"])
-    return {"Tags": tags_out(user.tags), "IsTruncated": False}
-
-
 OPERATIONS = {
     "CreateUser": create_user,
     "GetUser": get_user,
     "ListUsers": list_users,
     "DeleteUser": delete_user,
-    "TagUser": tag_user,
-    "UntagUser": untag_user,
-    "ListUserTags": list_user_tags,
+    **tag_handlers("user", "User"),
 }
