@@ -58,6 +58,10 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second (250)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--native", action="store_true", help="include native (C/Rust) frames")
+    parser.add_argument("--op", default="Encrypt", help="scenario to profile (Encrypt)")
+    parser.add_argument(
+        "--iam-user", action="store_true", help="call as an IAM user with a conditional policy"
+    )
     args = parser.parse_args()
     if not 1 <= args.seconds <= 30:
         parser.error("--seconds: 1 to 30")
@@ -69,8 +73,8 @@ def main() -> int:
     stem = "profile-encrypt-native" if args.native else "profile-encrypt"
     raw_path = kb.RESULTS_DIR / f"{stem}.txt"
     svg_path = kb.RESULTS_DIR / f"{stem}.svg"
-    target = kb.OpenKMSTarget(workers=1)
-    scenario = next(s for s in kb.SCENARIOS if s.name == "Encrypt")
+    target = kb.OpenKMSTarget(workers=1, iam_user=args.iam_user)
+    scenario = next(s for s in kb.SCENARIOS if s.name == args.op)
     with kb.started([target]) as workdir:
         assert target.proc is not None
         request = scenario.build(kb.KeyRing().prep(target, scenario))
@@ -104,7 +108,8 @@ def main() -> int:
             out, _ = load.communicate(timeout=load_seconds + 30)
     line = next((ln for ln in out.splitlines() if ln.startswith(kb.MARKER)), "")
     total, rows = top_functions(raw_path.read_text(), args.top)
-    print(f"\nopenkms w1, Encrypt, {args.connections} connections; {total} samples")
+    who = "IAM user" if args.iam_user else "root"
+    print(f"\nopenkms w1, {args.op} as {who}, {args.connections} connections; {total} samples")
     print(f"wrk during profiling: {line[len(kb.MARKER) :][:200]}")
     print(f"{'#':>2} {'self %':>6} {'total %':>7}  function (file)")
     for i, (frame, own, inclusive) in enumerate(rows, 1):

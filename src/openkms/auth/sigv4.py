@@ -34,13 +34,16 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import mktime_tz, parsedate_tz
 from functools import lru_cache
 from typing import Final, NamedTuple, Protocol
 from urllib.parse import quote, unquote_to_bytes
+
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from openkms.clock import Clock
 from openkms.errors import (
@@ -58,6 +61,7 @@ __all__ = [
     "SigV4Verifier",
     "SignedRequest",
     "VerifiedSignature",
+    "group_headers",
 ]
 
 ALGORITHM: Final = "AWS4-HMAC-SHA256"
@@ -128,7 +132,8 @@ class SignedRequest:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass pays object.__setattr__ per field, on every request.
+@dataclass(slots=True)
 class VerifiedSignature:
     access_key_id: str
     region: str
@@ -139,7 +144,7 @@ class VerifiedSignature:
     session_token: str | None = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ParsedAuthorization:
     """Everything the signature claims, checked for form but not for truth."""
 
@@ -174,6 +179,19 @@ class _Parsed(NamedTuple):
     authorization: ParsedAuthorization
     headers: dict[str, list[str]]
     query: list[tuple[str, str]]
+
+
+def group_headers(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Header values by lower-cased name, repeated headers in the order received."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = name.lower()
+        bucket = grouped.get(key)
+        if bucket is None:
+            grouped[key] = [value]
+        else:
+            bucket.append(value)
+    return grouped
 
 
 def _format_time(epoch: int) -> str:
@@ -356,9 +374,10 @@ class SigV4Verifier:
         self._normalize_path = normalize_path
         self._allow_unsigned_payload = allow_unsigned_payload
         self._cache_size = signing_key_cache_size
-        # (access key id, date, region, service) -> (secret, signing key). The secret rides along
-        # so that a hit can be checked against the current secret: a rotated key never matches.
-        self._key_cache: OrderedDict[tuple[str, str, str, str], tuple[bytes, bytes]] = OrderedDict()
+        # (access key id, date, region, service) -> (secret, HMAC keyed with the signing key).
+        # The secret rides along so that a hit can be checked against the current secret: a
+        # rotated key never matches. Copying a keyed HMAC is cheaper than keying a new one.
+        self._key_cache: OrderedDict[tuple[str, str, str, str], tuple[bytes, HMAC]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -371,7 +390,9 @@ class SigV4Verifier:
     # --- public API --------------------------------------------------------------------------
     def parse(self, request: SignedRequest) -> ParsedAuthorization:
         """The signature's claims, checked for syntax only (no secret, no clock)."""
-        return self._parse(request, None, None, None).authorization
+        return self._parse(
+            group_headers(request.headers), request.query, None, None, None
+        ).authorization
 
     def verify(
         self,
@@ -388,10 +409,35 @@ class SigV4Verifier:
         the signature and the body hash. ``expected_region``/``expected_service``, when given,
         are checked against the credential scope with AWS's messages.
         """
+        return self.verify_grouped(
+            request.method,
+            request.path,
+            request.query,
+            group_headers(request.headers),
+            request.body,
+            check_signature=check_signature,
+            expected_region=expected_region,
+            expected_service=expected_service,
+        )
+
+    def verify_grouped(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, list[str]],
+        body: bytes,
+        *,
+        check_signature: bool = True,
+        expected_region: str | None = None,
+        expected_service: str | None = None,
+    ) -> VerifiedSignature:
+        """``verify`` for a server that has already grouped the headers by lower-cased name
+        (see ``group_headers``), so that they are walked once per request."""
         now = self._clock.now() if check_signature else None
-        auth, headers, query = self._parse(request, now, expected_region, expected_service)
+        auth, _, pairs = self._parse(headers, query, now, expected_region, expected_service)
         if check_signature:
-            self._check_signature(request, auth, headers, query)
+            self._check_signature(method, path, body, auth, headers, pairs)
         return VerifiedSignature(
             access_key_id=auth.access_key_id,
             region=auth.region,
@@ -408,22 +454,14 @@ class SigV4Verifier:
     # --- parsing -----------------------------------------------------------------------------
     def _parse(
         self,
-        request: SignedRequest,
+        headers: dict[str, list[str]],
+        query_text: str,
         now: float | None,
         expected_region: str | None,
         expected_service: str | None,
     ) -> _Parsed:
-        headers: dict[str, list[str]] = {}
-        for name, value in request.headers:
-            key = name.lower()
-            bucket = headers.get(key)
-            if bucket is None:
-                headers[key] = [value]
-            else:
-                bucket.append(value)
-
         authorization = _joined(headers.get("authorization"))
-        query = _split_query(request.query) if request.query else []
+        query = _split_query(query_text) if query_text else []
         query_auth: dict[str, str] = {}
         for key, value in query:
             name = _unquote(key)
@@ -578,7 +616,9 @@ class SigV4Verifier:
     # --- the cryptographic check -------------------------------------------------------------
     def _check_signature(
         self,
-        request: SignedRequest,
+        method: str,
+        path: str,
+        body: bytes,
         auth: ParsedAuthorization,
         headers: dict[str, list[str]],
         query: list[tuple[str, str]],
@@ -590,7 +630,7 @@ class SigV4Verifier:
         declared = auth.content_sha256
         body_must_match = False
         if declared is None:
-            payload_hash = hashlib.sha256(request.body).hexdigest()
+            payload_hash = hashlib.sha256(body).hexdigest()
         elif declared == UNSIGNED_PAYLOAD:
             if not self._allow_unsigned_payload:
                 raise InvalidSignatureException(MSG_UNSIGNED_PAYLOAD_REFUSED)
@@ -601,7 +641,7 @@ class SigV4Verifier:
         else:
             raise InvalidSignatureException(MSG_CONTENT_SHA256_INVALID)
 
-        lines = [request.method, "\n", _canonical_uri(request.path, self._normalize_path), "\n"]
+        lines = [method, "\n", _canonical_uri(path, self._normalize_path), "\n"]
         if query:
             lines.append(_canonical_query(query, auth.presigned))
         lines.append("\n")
@@ -614,10 +654,11 @@ class SigV4Verifier:
             f"{ALGORITHM}\n{auth.amz_date}\n{auth.credential_scope}\n"
             f"{hashlib.sha256(_to_bytes(canonical_request)).hexdigest()}"
         )
-        key = self._signing_key(
+        mac = self._signer(
             secret, auth.access_key_id, auth.scope_date, auth.region, auth.service
-        )
-        expected = hmac.digest(key, _to_bytes(string_to_sign), "sha256").hex()
+        ).copy()
+        mac.update(_to_bytes(string_to_sign))
+        expected = mac.finalize().hex()
         if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "replace")):
             raise InvalidSignatureException(MSG_SIGNATURE_MISMATCH)
 
@@ -626,15 +667,16 @@ class SigV4Verifier:
         if (
             body_must_match
             and declared is not None
-            and hashlib.sha256(request.body).hexdigest() != declared.lower()
+            and hashlib.sha256(body).hexdigest() != declared.lower()
         ):
             raise InvalidSignatureException(MSG_CONTENT_SHA256_MISMATCH)
 
-    def _signing_key(
+    def _signer(
         self, secret: bytes, access_key_id: str, scope_date: str, region: str, service: str
-    ) -> bytes:
+    ) -> HMAC:
+        """An HMAC-SHA256 keyed with the signing key, to be copied for each string to sign."""
         if self._cache_size == 0:
-            return _derive_signing_key(secret, scope_date, region, service)
+            return HMAC(_derive_signing_key(secret, scope_date, region, service), SHA256())
         cache_key = (access_key_id, scope_date, region, service)
         with self._cache_lock:
             hit = self._key_cache.get(cache_key)
@@ -642,10 +684,10 @@ class SigV4Verifier:
                 self._key_cache.move_to_end(cache_key)
         if hit is not None and hmac.compare_digest(hit[0], secret):
             return hit[1]
-        derived = _derive_signing_key(secret, scope_date, region, service)
+        signer = HMAC(_derive_signing_key(secret, scope_date, region, service), SHA256())
         with self._cache_lock:
-            self._key_cache[cache_key] = (secret, derived)
+            self._key_cache[cache_key] = (secret, signer)
             self._key_cache.move_to_end(cache_key)
             while len(self._key_cache) > self._cache_size:
                 self._key_cache.popitem(last=False)
-        return derived
+        return signer

@@ -168,6 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reset_shared_buckets(settings.ratelimit_path)
     import uvicorn
 
+    from openkms.http.protocol import CoalescingHttpToolsProtocol
+
     uvicorn.run(
         "openkms.http.app:app_from_env",
         factory=True,
@@ -175,7 +177,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         log_level=settings.log_level,
         log_config=uvicorn_log_config(settings.log_level, settings.log_format),
         access_log=False,

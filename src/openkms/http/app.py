@@ -17,7 +17,7 @@ import orjson
 
 from openkms.audit import AuditSink, AuditWriteError, build_record, is_read_only
 from openkms.audit.events import event_id
-from openkms.auth.sigv4 import SignedRequest, SigV4Verifier
+from openkms.auth.sigv4 import SigV4Verifier
 from openkms.config import Settings, settings_from_env
 from openkms.errors import (
     InvalidSignatureException,
@@ -365,23 +365,24 @@ class OpenKMSApp:
         self, scope: Scope, body: bytes, request_id: str
     ) -> tuple[RequestContext, str, str]:
         """(context, signing service, KMS operation or "")."""
-        headers: list[tuple[str, str]] = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-        ]
-        target = ""
-        for name, value in headers:
-            if len(name) == 12 and name.lower() == "x-amz-target":
-                target = value
-                break
-        request = SignedRequest(
-            method=scope["method"],
-            path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
-            body=body,
-        )
+        headers: dict[str, list[str]] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            bucket = headers.get(name)
+            if bucket is None:
+                headers[name] = [raw_value.decode("latin-1")]
+            else:
+                bucket.append(raw_value.decode("latin-1"))
+        target = headers.get("x-amz-target", ("",))[0]
         permissive = self.settings.accept_any_credentials
-        verified = self.verifier.verify(request, check_signature=not permissive)
+        verified = self.verifier.verify_grouped(
+            scope["method"],
+            scope.get("raw_path", b"").decode("latin-1") or scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            body,
+            check_signature=not permissive,
+        )
         service = verified.service
         if service not in _SERVICES:
             raise InvalidSignatureException(
@@ -399,11 +400,7 @@ class OpenKMSApp:
             )
         operation = target[len(_TARGET_PREFIX) :] if service == "kms" else ""
         client = scope.get("client") or ("", 0)
-        user_agent = ""
-        for name, value in headers:
-            if name.lower() == "user-agent":
-                user_agent = value
-                break
+        user_agent = headers.get("user-agent", ("",))[0]
         ctx = RequestContext(
             principal=principal,
             region=verified.region,

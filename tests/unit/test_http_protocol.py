@@ -1,0 +1,105 @@
+"""The response-coalescing protocol, driven with a recording transport: one write per
+response, whatever the application sends and whatever uvicorn adds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from openkms.http.protocol import CoalescingHttpToolsProtocol
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 4566)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = b'{"ok":true}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _drive(*chunks: bytes) -> RecordingTransport:
+    async def run() -> RecordingTransport:
+        config = Config(app=_app, http=CoalescingHttpToolsProtocol, lifespan="off")
+        config.load()
+        protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        for chunk in chunks:
+            protocol.data_received(chunk)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        return transport
+
+    return asyncio.run(run())
+
+
+def test_one_write_per_response() -> None:
+    transport = _drive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(transport.writes) == 2
+    for write in transport.writes:
+        assert write.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert write.endswith(b'\r\n\r\n{"ok":true}')
+
+
+def test_pipelined_requests_each_get_their_write() -> None:
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    transport = _drive(request * 3)
+    assert len(transport.writes) == 3
+    assert all(w.endswith(b'{"ok":true}') for w in transport.writes)
+
+
+def test_head_writes_the_headers() -> None:
+    transport = _drive(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(transport.writes) == 1
+    assert transport.writes[0].endswith(b"content-length: 11\r\n\r\n")
+
+
+def test_continue_and_close_are_flushed() -> None:
+    transport = _drive(
+        b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+        b"Connection: close\r\n\r\n",
+        b"{}",
+    )
+    assert transport.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert transport.writes[1].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close\r\n" in transport.writes[1]
+    assert transport.closed
