@@ -64,6 +64,8 @@ class Settings:
     audit_fail_closed: bool = True
     audit_max_bytes: int = 64 * 1024 * 1024
     audit_backups: int = 10
+    # A background thread writes and fsyncs the accepted records this often; 0 = in each request.
+    audit_flush_seconds: float = 0.05
     # Root of trust: "file" (root_key_file, or OPENKMS_ROOT_KEY) or "pkcs11" (an AES-256 key in
     # an HSM, found by token and key label; the PIN comes from pkcs11_pin_file or
     # OPENKMS_PKCS11_PIN, never from the settings themselves). See docs/hsm.md.
@@ -138,6 +140,8 @@ class Settings:
             )
         if self.audit_max_bytes < 4096:
             raise SettingsError("audit_max_bytes: must be at least 4096")
+        if not 0 <= self.audit_flush_seconds <= 10:
+            raise SettingsError("audit_flush_seconds: from 0 to 10")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes: must be at least 1024")
         self._validate_service()

@@ -131,6 +131,7 @@ def test_rate_limit_overrides_table_in_toml(tmp_path: Path) -> None:
         ('log_level = "loud"\n', "log_level: 'loud' is not one of"),
         ("metrics_port = 4566\n", "metrics_port: must differ from port"),
         ("shutdown_timeout_seconds = -1\n", "shutdown_timeout_seconds: must be 0 or more"),
+        ("audit_flush_seconds = 11\n", "audit_flush_seconds: from 0 to 10"),
         ("[rate_limit_overrides]\nCreateKeys = 1\n", "rate_limit_overrides: unknown quota"),
         ("[rate_limit_overrides]\nCreateKey = 0\n", "CreateKey: the rate must be greater"),
         ("[rate_limit_overrides]\nCreateKey = true\n", "rate_limit_overrides.CreateKey"),

@@ -115,8 +115,11 @@ class OpenKMSApp:
     def _start_background(self) -> None:
         self._run_purge()
         loop = asyncio.get_running_loop()
+        # In a thread: a commit waits for the disk, and the event loop must not wait with it.
         self._tasks.append(
-            loop.create_task(self._every(self.settings.usage_flush_seconds, self._flush_usage))
+            loop.create_task(
+                self._every(self.settings.usage_flush_seconds, self._flush_usage, in_thread=True)
+            )
         )
         self._tasks.append(
             loop.create_task(self._every(self.settings.scheduler_interval_seconds, self._run_purge))
@@ -135,10 +138,15 @@ class OpenKMSApp:
         if self.metrics is not None:
             self.metrics.close()
 
-    async def _every(self, seconds: float, job: Callable[[], None]) -> None:
+    async def _every(
+        self, seconds: float, job: Callable[[], None], *, in_thread: bool = False
+    ) -> None:
         while True:
             await asyncio.sleep(seconds)
-            job()
+            if in_thread:
+                await asyncio.to_thread(job)
+            else:
+                job()
 
     def _flush_usage(self) -> None:
         if self.metrics is not None:

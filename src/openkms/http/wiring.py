@@ -116,6 +116,7 @@ def open_audit_sink(settings: Settings) -> AuditSink | None:
                 max_bytes=settings.audit_max_bytes,
                 backups=settings.audit_backups,
                 fail_closed=settings.audit_fail_closed,
+                flush_interval=settings.audit_flush_seconds,
             )
         )
     if settings.audit_stdout:
