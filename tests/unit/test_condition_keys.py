@@ -128,3 +128,12 @@ def test_a_denial_is_never_cached() -> None:
         with pytest.raises(AccessDeniedException):
             kms.encrypt({}, source_ip="10.9.9.9")
     kms.encrypt({})
+
+
+def test_large_caller_chosen_values_are_not_kept() -> None:
+    kms = _Kms(allow("kms:Encrypt", Condition={"StringLike": {"kms:EncryptionContext:blob": "*"}}))
+    big = {"blob": "x" * 2000}
+    kms.encrypt(big)
+    before = kms.hits
+    kms.encrypt(big)
+    assert kms.hits == before  # evaluated again, nothing of 2,000 characters was cached

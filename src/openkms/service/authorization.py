@@ -48,6 +48,11 @@ _ROOT_IDENTITY = Identity((), (), {})
 
 # (principal ARN, access key id, action, key ARN, identity generation, key policy text)
 _DecisionKey = tuple[str, str, str, str, int, str]
+_MAX_CACHED_VALUES = 1024  # characters of condition-key values kept with one cached decision
+
+
+def _size(values: tuple[tuple[str, ...] | None, ...]) -> int:
+    return sum(sum(len(v) for v in vs) for vs in values if vs is not None)
 
 
 class PolicyAccessController:
@@ -65,10 +70,10 @@ class PolicyAccessController:
         # they all have the same values is allowed without evaluating again. The identity
         # generation and the key policy text are part of the key, so a change misses the cache.
         self._asked: TtlCache[_DecisionKey, tuple[str, ...]] = TtlCache(
-            100_000, runtime.settings.cache_ttl_seconds
+            50_000, runtime.settings.cache_ttl_seconds
         )
-        self._decisions: TtlCache[tuple[_DecisionKey, tuple[object, ...]], bool] = TtlCache(
-            100_000, runtime.settings.cache_ttl_seconds
+        self._decisions: TtlCache[tuple[_DecisionKey, tuple[tuple[str, ...] | None, ...]], bool] = (
+            TtlCache(50_000, runtime.settings.cache_ttl_seconds)
         )
         self._generation = 0
 
@@ -115,8 +120,12 @@ class PolicyAccessController:
             # Every name looked up so far, the ones checked against the cache included: the
             # same values for a superset of what the evaluator read give the same answer.
             names = tuple(keys.asked)
-            self._asked.put(decision_key, names)
-            self._decisions.put((decision_key, tuple([keys.get(n) for n in names])), True)
+            values = tuple([keys.get(n) for n in names])
+            # Bounded memory: values that callers choose (an encryption context can be 8 KiB)
+            # are not kept when they are large.
+            if _size(values) <= _MAX_CACHED_VALUES:
+                self._asked.put(decision_key, names)
+                self._decisions.put((decision_key, values), True)
         self._enforce(decision, principal, action, key.arn)
 
     def authorize_account(
