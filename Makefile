@@ -1,5 +1,5 @@
 # Two commands set everything up on a clean clone: `make run` and `make test`.
-PYTHON ?= python3
+PYTHON ?= $(shell sh scripts/pick-python.sh)
 VENV ?= .venv
 PORT ?= 4566
 DATA_DIR ?= ./.openkms
