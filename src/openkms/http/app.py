@@ -56,6 +56,8 @@ log = logging.getLogger("openkms.http")
 _JSON_TYPE = b"application/x-amz-json-1.1"
 _TARGET_PREFIX = TARGET_PREFIX + "."
 _SERVICES = frozenset({"kms", "iam", "sts"})
+# Header names as received -> their lower-cased text (the same dozen names on every request).
+_HEADER_NAMES: dict[bytes, str] = {}
 
 
 class OpenKMSApp:
@@ -374,8 +376,13 @@ class OpenKMSApp:
     ) -> tuple[RequestContext, str, str]:
         """(context, signing service, KMS operation or "")."""
         headers: dict[str, list[str]] = {}
+        names = _HEADER_NAMES
         for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
+            name = names.get(raw_name)
+            if name is None:
+                name = raw_name.decode("latin-1").lower()
+                if len(names) < 512:  # clients send the same few names; a flood stays bounded
+                    names[raw_name] = name
             bucket = headers.get(name)
             if bucket is None:
                 headers[name] = [raw_value.decode("latin-1")]

@@ -70,7 +70,8 @@ class Runtime:
             100_000, s.cache_ttl_seconds, **kwargs
         )
         self._usage_lock = threading.Lock()
-        self._pending_usage: dict[str, KeyUsage] = {}
+        # arn -> (at, operation, request id); a KeyUsage is made only when flushed or read.
+        self._pending_usage: dict[str, tuple[float, str, str]] = {}
 
     @property
     def partition(self) -> str:
@@ -201,11 +202,11 @@ class Runtime:
     # -- last usage (recorded off the hot path, flushed by a background task) -----------------
     def note_usage(self, key: KeyRecord, ctx: RequestContext) -> None:
         with self._usage_lock:
-            self._pending_usage[key.arn] = KeyUsage(key.arn, ctx.now, ctx.operation, ctx.request_id)
+            self._pending_usage[key.arn] = (ctx.now, ctx.operation, ctx.request_id)
 
     def flush_usage(self) -> int:
         with self._usage_lock:
-            batch = list(self._pending_usage.values())
+            batch = [KeyUsage(arn, *usage) for arn, usage in self._pending_usage.items()]
             self._pending_usage.clear()
         if batch:
             self.storage.record_key_usage(batch)
@@ -213,4 +214,5 @@ class Runtime:
 
     def pending_usage(self, arn: str) -> KeyUsage | None:
         with self._usage_lock:
-            return self._pending_usage.get(arn)
+            usage = self._pending_usage.get(arn)
+        return None if usage is None else KeyUsage(arn, *usage)
