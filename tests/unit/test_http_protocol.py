@@ -58,7 +58,9 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def _drive(*chunks: bytes) -> RecordingTransport:
     async def run() -> RecordingTransport:
-        config = Config(app=_app, http=CoalescingHttpToolsProtocol, lifespan="off")
+        config = Config(
+            app=_app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False
+        )
         config.load()
         protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
         transport = RecordingTransport()
