@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -166,16 +168,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
     if settings.rate_limits_enabled:
         reset_shared_buckets(settings.ratelimit_path)
-    import uvicorn
+    return _run_server(settings)
 
+
+def _run_server(settings: Settings) -> int:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from openkms.http import listener
     from openkms.http.protocol import CoalescingHttpToolsProtocol
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "openkms.http.app:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers if settings.workers > 1 else None,
+        workers=settings.workers,
         loop="uvloop",
         http=CoalescingHttpToolsProtocol,
         log_level=settings.log_level,
@@ -189,6 +197,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_keyfile=settings.tls_key,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
+    if settings.workers <= 1:
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        return 0 if server.started else 3
+    sock: socket.socket
+    if listener.balancing_supported():
+        # A listening socket per worker: see openkms.http.listener.
+        try:
+            sock = listener.reserve(settings.host, settings.port)
+        except OSError as exc:
+            print(
+                f"openkms: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
+            )
+            return 3
+    else:
+        sock = config.bind_socket()
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
     return 0
 
 
