@@ -9,10 +9,8 @@ starts its own server).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -29,20 +27,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from openkms.http import app as app_module
-
 REGION = "us-east-1"
 AWS_CLI = Path(sys.executable).with_name("aws")
-
-# AssumeRole's credentials carry a session token; the HTTP app must hand it to
-# Identities.principal_for for them to authenticate.
-SESSIONS_WIRED = bool(
-    re.search(r"principal_for\([^)]*session_token", inspect.getsource(app_module))
-)
-needs_session_tokens = pytest.mark.skipif(
-    not SESSIONS_WIRED,
-    reason="http/app.py does not pass verified.session_token to Identities.principal_for yet",
-)
 
 
 @dataclass(frozen=True)
@@ -285,7 +271,6 @@ def test_roles_and_assume_role_validation(server: Server) -> None:
     )
 
 
-@needs_session_tokens
 def test_assumed_role_sessions(server: Server) -> None:
     iam = server.client("iam")
     role = unique("session-role")

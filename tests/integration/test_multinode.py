@@ -568,11 +568,14 @@ class Load:
     created: list[str] = field(default_factory=list)
     encrypted: list[tuple[bytes, bytes]] = field(default_factory=list)
     failures: list[tuple[int, float, str]] = field(default_factory=list)  # node, when, what
+    # node, when the request was sent: a response can be read (and timed) after its node has
+    # been killed, but no request sent after the kill can be answered by that node.
     successes: list[tuple[int, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _one(self, node: int, client: BaseClient, n: int) -> None:
+        sent = time.monotonic()
         try:
             if n % 2 == 0:
                 key = client.create_key(Description="load")["KeyMetadata"]["KeyId"]
@@ -596,7 +599,7 @@ class Load:
             time.sleep(0.05)
             return
         with self.lock:
-            self.successes.append((node, time.monotonic()))
+            self.successes.append((node, sent))
 
     def _loop(self, node: int, client: BaseClient) -> None:
         n = 0

@@ -89,12 +89,14 @@ def make_verifier(
     max_skew_seconds: int = 900,
     signing_key_cache_size: int = 4096,
     allow_unsigned_payload: bool = True,
+    derive: Callable[[bytes, str, str, str], bytes] | None = None,
 ) -> SigV4Verifier:
     return SigV4Verifier(
         Secrets() if lookup is None else lookup,
         FixedClock(at),
         max_skew_seconds=max_skew_seconds,
         signing_key_cache_size=signing_key_cache_size,
+        derive=derive,
         allow_unsigned_payload=allow_unsigned_payload,
     )
 
@@ -656,24 +658,24 @@ def test_without_a_signature_check_the_signature_must_still_be_well_formed(
 
 
 # --- The signing-key cache -----------------------------------------------------------------
+class Derivations(list[tuple[str, str, str]]):
+    """Counts the signing keys a verifier derives (its ``derive`` hook)."""
+
+    def __call__(self, secret: bytes, scope_date: str, region: str, service: str) -> bytes:
+        self.append((scope_date, region, service))
+        return sigv4.derive_signing_key(secret, scope_date, region, service)
+
+
 @pytest.fixture
-def derivations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    calls: list[tuple[str, str, str]] = []
-    real = sigv4._derive_signing_key
-
-    def counting(secret: bytes, scope_date: str, region: str, service: str) -> bytes:
-        calls.append((scope_date, region, service))
-        return real(secret, scope_date, region, service)
-
-    monkeypatch.setattr(sigv4, "_derive_signing_key", counting)
-    return calls
+def derivations() -> Derivations:
+    return Derivations()
 
 
 def test_a_rotated_secret_is_never_served_from_the_cache(
-    signed: SignedRequest, derivations: list[tuple[str, str, str]]
+    signed: SignedRequest, derivations: Derivations
 ) -> None:
     secrets = Secrets()
-    verifier = make_verifier(lookup=secrets)
+    verifier = make_verifier(lookup=secrets, derive=derivations)
     verifier.verify(signed)
     verifier.verify(signed)
     assert len(derivations) == 1, "the second request must reuse the cached signing key"
@@ -694,12 +696,12 @@ def test_a_rotated_secret_is_never_served_from_the_cache(
 
 
 def test_the_cache_is_bounded_and_least_recently_used(
-    derivations: list[tuple[str, str, str]],
+    derivations: Derivations,
 ) -> None:
     east = botocore_signed(region="us-east-1")
     west = botocore_signed(region="eu-west-1")
     north = botocore_signed(region="eu-north-1")
-    verifier = make_verifier(signing_key_cache_size=2)
+    verifier = make_verifier(signing_key_cache_size=2, derive=derivations)
     for request in (east, west, east, north, east, west):
         verifier.verify(request)
     # east stays hot; west is the least recently used when north arrives, so it is derived again.
@@ -711,10 +713,8 @@ def test_the_cache_is_bounded_and_least_recently_used(
     ]
 
 
-def test_the_cache_can_be_switched_off(
-    signed: SignedRequest, derivations: list[tuple[str, str, str]]
-) -> None:
-    verifier = make_verifier(signing_key_cache_size=0)
+def test_the_cache_can_be_switched_off(signed: SignedRequest, derivations: Derivations) -> None:
+    verifier = make_verifier(signing_key_cache_size=0, derive=derivations)
     verifier.verify(signed)
     verifier.verify(signed)
     assert len(derivations) == 2
@@ -734,7 +734,7 @@ def test_no_secret_or_token_appears_in_reprs_or_messages(signed: SignedRequest) 
         with pytest.raises(InvalidSignatureException) as caught:
             verifier.verify(wrong)
         texts += [str(caught.value), repr(caught.value)]
-    key = sigv4._derive_signing_key(SECRET.encode(), "20150830", "us-east-1", "kms")
+    key = sigv4.derive_signing_key(SECRET.encode(), "20150830", "us-east-1", "kms")
     for text in texts:
         assert SECRET not in text
         assert NEW_SECRET not in text

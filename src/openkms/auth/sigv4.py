@@ -34,7 +34,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import mktime_tz, parsedate_tz
@@ -315,7 +315,7 @@ def _is_sha256_hex(value: str) -> bool:
     return len(value) == 64 and _HEX_DIGITS.issuperset(value)
 
 
-def _derive_signing_key(secret: bytes, scope_date: str, region: str, service: str) -> bytes:
+def derive_signing_key(secret: bytes, scope_date: str, region: str, service: str) -> bytes:
     key = hmac.digest(b"AWS4" + secret, _to_bytes(scope_date), "sha256")
     key = hmac.digest(key, _to_bytes(region), "sha256")
     key = hmac.digest(key, _to_bytes(service), "sha256")
@@ -344,6 +344,7 @@ class SigV4Verifier:
         "_cache_lock",
         "_cache_size",
         "_clock",
+        "_derive",
         "_key_cache",
         "_lookup",
         "_max_skew",
@@ -360,13 +361,16 @@ class SigV4Verifier:
         normalize_path: bool = True,
         signing_key_cache_size: int = 4096,
         allow_unsigned_payload: bool = True,
+        derive: Callable[[bytes, str, str, str], bytes] | None = None,
     ) -> None:
+        """``derive`` replaces ``derive_signing_key`` (tests count the derivations with it)."""
         if max_skew_seconds < 0:
             raise ValueError("max_skew_seconds must not be negative")
         if signing_key_cache_size < 0:
             raise ValueError("signing_key_cache_size must not be negative")
         self._lookup = lookup
         self._clock = clock
+        self._derive = derive if derive is not None else derive_signing_key
         self._max_skew = int(max_skew_seconds)
         self._skew_text = (
             f"{self._max_skew // 60} min." if self._max_skew % 60 == 0 else f"{self._max_skew} sec."
@@ -676,7 +680,7 @@ class SigV4Verifier:
     ) -> HMAC:
         """An HMAC-SHA256 keyed with the signing key, to be copied for each string to sign."""
         if self._cache_size == 0:
-            return HMAC(_derive_signing_key(secret, scope_date, region, service), SHA256())
+            return HMAC(self._derive(secret, scope_date, region, service), SHA256())
         cache_key = (access_key_id, scope_date, region, service)
         with self._cache_lock:
             hit = self._key_cache.get(cache_key)
@@ -684,7 +688,7 @@ class SigV4Verifier:
                 self._key_cache.move_to_end(cache_key)
         if hit is not None and hmac.compare_digest(hit[0], secret):
             return hit[1]
-        signer = HMAC(_derive_signing_key(secret, scope_date, region, service), SHA256())
+        signer = HMAC(self._derive(secret, scope_date, region, service), SHA256())
         with self._cache_lock:
             self._key_cache[cache_key] = (secret, signer)
             self._key_cache.move_to_end(cache_key)

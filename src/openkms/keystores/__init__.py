@@ -13,7 +13,7 @@ import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from openkms.config import Settings, SettingsError, settings_from_env
 
@@ -94,24 +94,30 @@ def settings_for(settings: Settings) -> KeyStoreSettings:
     return KeyStoreSettings(clusters=clusters, xks_ca_file=settings.xks_proxy_ca_file)
 
 
-_ATTRIBUTE = "_openkms_keystore_settings"
+_EXTENSION = "keystore_settings"
 _LOCK = threading.Lock()
 
 
-def keystore_settings(owner: object) -> KeyStoreSettings:
-    """The key store settings attached to ``owner`` (a Runtime), read from this process's
-    settings on first use (the server hands them to each worker in OPENKMS_SETTINGS_JSON)."""
-    found = getattr(owner, _ATTRIBUTE, None)
+class ExtensibleRuntime(Protocol):
+    """A Runtime: ``extensions`` holds state that optional subsystems keep per runtime."""
+
+    extensions: dict[str, object]
+
+
+def keystore_settings(owner: ExtensibleRuntime) -> KeyStoreSettings:
+    """The key store settings of ``owner`` (a Runtime), read from this process's settings on
+    first use (the server hands them to each worker in OPENKMS_SETTINGS_JSON)."""
+    found = owner.extensions.get(_EXTENSION)
     if isinstance(found, KeyStoreSettings):
         return found
     with _LOCK:
-        found = getattr(owner, _ATTRIBUTE, None)
+        found = owner.extensions.get(_EXTENSION)
         if not isinstance(found, KeyStoreSettings):
             found = settings_for(settings_from_env())
-            setattr(owner, _ATTRIBUTE, found)
+            owner.extensions[_EXTENSION] = found
         return found
 
 
-def attach_keystore_settings(owner: object, settings: KeyStoreSettings) -> None:
+def attach_keystore_settings(owner: ExtensibleRuntime, settings: KeyStoreSettings) -> None:
     """For tests and embedders: use ``settings`` for ``owner`` instead of the environment's."""
-    setattr(owner, _ATTRIBUTE, settings)
+    owner.extensions[_EXTENSION] = settings

@@ -72,6 +72,8 @@ class Runtime:
         self._usage_lock = threading.Lock()
         # arn -> (at, operation, request id); a KeyUsage is made only when flushed or read.
         self._pending_usage: dict[str, tuple[float, str, str]] = {}
+        # State that optional subsystems keep per runtime (openkms.keystores' settings).
+        self.extensions: dict[str, object] = {}
 
     @property
     def partition(self) -> str:
