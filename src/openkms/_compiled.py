@@ -20,10 +20,10 @@ class StaleCompiledModule(ImportError):
     pass
 
 
-def recorded() -> dict[str, str]:
+def recorded(package: Path = _PACKAGE) -> dict[str, str]:
     """Source path (``openkms/auth/sigv4.py``) -> SHA-256 at compile time; empty if none."""
     try:
-        data = json.loads(_MANIFEST.read_text())
+        data = json.loads((package / _MANIFEST.name).read_text())
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -42,9 +42,9 @@ def compiled_modules() -> list[str]:
     return names
 
 
-def check_fresh() -> None:
-    for path, digest in recorded().items():
-        source = _PACKAGE.parent / path
+def check_fresh(package: Path = _PACKAGE) -> None:
+    for path, digest in recorded(package).items():
+        source = package.parent / path
         try:
             current = hashlib.sha256(source.read_bytes()).hexdigest()
         except OSError:
