@@ -44,8 +44,8 @@ def _remove_previous_build() -> None:
 
 
 def _compiled_extensions() -> list[Any]:
-    _remove_previous_build()
     if os.environ.get("OPENKMS_PURE_PYTHON") == "1":
+        _remove_previous_build()
         _warn("OPENKMS_PURE_PYTHON=1: installing plain Python (slower request path)")
         return []
     paths = _listed()
@@ -57,8 +57,11 @@ def _compiled_extensions() -> list[Any]:
     except BaseException as exc:  # SystemExit included: mypyc exits on a type error
         if os.environ.get("OPENKMS_REQUIRE_COMPILED") == "1":
             raise
+        # The source tree is left as it is: another environment's editable install (the
+        # benchmarks' venv) may be using its extensions, and import refuses stale ones.
         _warn(f"mypyc could not compile the request path ({exc!r}); installing plain Python")
         return []
+    _remove_previous_build()
     manifest = {
         path.removeprefix("src/"): hashlib.sha256((HERE / path).read_bytes()).hexdigest()
         for path in paths
