@@ -411,7 +411,12 @@ IAM_USER_POLICY = {
                 "kms:GenerateDataKey*", "kms:Sign", "kms:Verify", "kms:GenerateMac",
             ],
             "Resource": "*",
-            "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
+            # The tenant condition makes each distinct context a distinct authorization
+            # decision (EncryptDistinctContexts); requests without a context pass it.
+            "Condition": {
+                "StringEquals": {"aws:RequestedRegion": "us-east-1"},
+                "StringLikeIfExists": {"kms:EncryptionContext:tenant": "t-*"},
+            },
         },
     ],
 }  # fmt: skip
@@ -520,6 +525,9 @@ def moto_version(venv: Path) -> str:
 class Request:
     operation: str
     payload: dict[str, Any]
+    # When given, wrk cycles through these (each signed once) instead of replaying ``payload``:
+    # for requests that must differ, so that no per-request cache can answer them.
+    payloads: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -553,6 +561,20 @@ def _encrypt(p: Prep) -> Request:
     return Request(
         "Encrypt", {"KeyId": p.key_id, "Plaintext": PLAINTEXT, "EncryptionContext": CONTEXT}
     )
+
+
+# Distinct encryption contexts, more than the IAM user's decision cache can see again within its
+# 1 s lifetime at ~30k req/s: every request of that caller runs the policy evaluator.
+DISTINCT_CONTEXTS = 40_000
+
+
+def _encrypt_distinct_contexts(p: Prep) -> Request:
+    payloads = tuple(
+        {"KeyId": p.key_id, "Plaintext": PLAINTEXT,
+         "EncryptionContext": {"tenant": f"t-{i:06d}", "purpose": "benchmark"}}
+        for i in range(DISTINCT_CONTEXTS)
+    )  # fmt: skip
+    return Request("Encrypt", payloads[0], payloads)
 
 
 def _decrypt(p: Prep) -> Request:
@@ -615,6 +637,13 @@ SCENARIOS: list[Scenario] = [
     Scenario("Sign", {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}, _sign),
     Scenario(
         "GenerateMac", {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}, _generate_mac
+    ),
+    Scenario(
+        "EncryptDistinctContexts",
+        SYMMETRIC,
+        _encrypt_distinct_contexts,
+        default=False,
+        description=f"Encrypt, {DISTINCT_CONTEXTS:,} distinct encryption contexts in turn",
     ),
     Scenario(
         "Verify",
@@ -752,6 +781,45 @@ def wrk_script(signed: SignedRequest) -> str:
     return "\n".join(lines) + "\n" + LUA_HOOKS
 
 
+MANY_HOOKS = r"""
+local base_init = init
+local formatted = {}
+local next_request = 0
+
+function init(args)
+  base_init(args)
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  for i = 1, #AUTHS do
+    headers["Authorization"] = AUTHS[i]
+    headers["X-Amz-Date"] = DATES[i]
+    headers["Content-Length"] = nil
+    formatted[i] = wrk.format("POST", "/", headers, BODIES[i])
+  end
+end
+
+function request()
+  next_request = next_request % #formatted + 1
+  return formatted[next_request]
+end
+"""
+
+
+def wrk_script_many(signed: Sequence[SignedRequest]) -> str:
+    """wrk cycles through ``signed`` (same headers but the signature, date and body)."""
+    lines = [wrk_script(signed[0])]
+    for table, pick in (
+        ("AUTHS", lambda r: r.headers["Authorization"]),
+        ("DATES", lambda r: r.headers["X-Amz-Date"]),
+        ("BODIES", lambda r: r.body),
+    ):
+        # One function per table: LuaJIT allows 65,536 constants per function.
+        lines.append(f"{table} = (function() return {{")
+        lines.extend(f"  {lua_string(pick(r))}," for r in signed)
+        lines.append("} end)()")
+    return "\n".join(lines) + "\n" + MANY_HOOKS
+
+
 @dataclass
 class Measurement:
     target: str
@@ -807,7 +875,11 @@ def run_wrk(
         base.error = f"preflight: {exc}"
         return base
     script = workdir / f"{slug(target.name)}-{slug(name)}-c{connections}.lua"
-    script.write_text(wrk_script(signed))
+    if request.payloads:
+        many = [sign(target.url, target.creds, request.operation, p) for p in request.payloads]
+        script.write_text(wrk_script_many(many))
+    else:
+        script.write_text(wrk_script(signed))
     argv = [
         wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
         "--latency", "-s", str(script), target.url + "/",

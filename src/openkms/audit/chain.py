@@ -424,8 +424,8 @@ class _Walker:
                     break
                 try:
                     entry = parse_line(raw)
-                except ChainError as exc:
-                    self.problem(path, lineno, None, "unparseable", str(exc))
+                except ChainError as unparseable:
+                    self.problem(path, lineno, None, "unparseable", str(unparseable))
                     links.lost()  # the next line cannot be linked
                     continue
                 self.report.entries += 1

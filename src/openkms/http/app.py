@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -539,4 +540,10 @@ def create_app(settings: Settings) -> OpenKMSApp:
 
 def app_from_env() -> OpenKMSApp:
     """The uvicorn factory for each worker process."""
-    return create_app(settings_from_env())
+    app = create_app(settings_from_env())
+    # What is loaded by now (modules, the API model, settings) lives as long as the worker. Out
+    # of the collector's sight, it no longer makes every full collection walk it: with a busy
+    # authorization cache, those walks put 10-20 ms pauses into the p99 at 32 connections.
+    gc.collect()
+    gc.freeze()
+    return app

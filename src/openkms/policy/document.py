@@ -124,8 +124,8 @@ def _load(text: str) -> Any:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise PolicyError("Policy document is not valid JSON.") from exc
-    except RecursionError as exc:
-        raise PolicyError("Policy document is nested too deeply.") from exc
+    except RecursionError as too_deep:
+        raise PolicyError("Policy document is nested too deeply.") from too_deep
 
 
 # --- elements ------------------------------------------------------------------------------
@@ -269,10 +269,10 @@ def _parse_conditions(value: Any, *, variables: bool) -> tuple[Condition, ...]:
                     "Policy contains a statement with an unsupported condition operator "
                     f"{operator}."
                 ) from exc
-            except ConditionValueError as exc:
+            except ConditionValueError as invalid:
                 raise PolicyError(
-                    f"Policy contains a statement with an invalid condition value: {exc}."
-                ) from exc
+                    f"Policy contains a statement with an invalid condition value: {invalid}."
+                ) from invalid
     return tuple(out)
 
 
