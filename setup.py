@@ -7,9 +7,10 @@ then builds with ``--no-build-isolation``. Where that is not so (a plain ``pip i
 source), or with ``OPENKMS_PURE_PYTHON=1``, the package installs as plain Python, and says so.
 ``OPENKMS_REQUIRE_COMPILED=1`` turns a failed compilation into a failed build.
 
-``src/openkms/_compiled.json`` records the SHA-256 of each compiled module's source, so that
-``import openkms`` can refuse a compiled module whose source has changed since (an edit in an
-editable install); see ``openkms/_compiled.py``.
+Beside the extensions, ``openkms/_compiled.json`` records the SHA-256 of each compiled module's
+source, so that ``import openkms`` can refuse a compiled module whose source has changed since
+(an edit in an editable install); see ``openkms/_compiled.py``. It is written where the
+extensions go: into the source tree for an editable install, into the wheel otherwise.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
-MANIFEST = HERE / "src" / "openkms" / "_compiled.json"
+PACKAGE = HERE / "src" / "openkms"
+MANIFEST_NAME = "_compiled.json"
 
 
 def _listed() -> list[str]:
@@ -36,24 +39,40 @@ def _warn(message: str) -> None:
     print(f"openkms build: {message}", file=sys.stderr, flush=True)
 
 
-def _remove_previous_build() -> None:
+def _remove_in_tree_build() -> None:
     # Left in place, an old extension would shadow its source (Python imports it first).
-    MANIFEST.unlink(missing_ok=True)
-    for stale in [*(HERE / "src").glob("*.so"), *(HERE / "src" / "openkms").rglob("*.so")]:
+    (PACKAGE / MANIFEST_NAME).unlink(missing_ok=True)
+    for stale in [*(HERE / "src").glob("*.so"), *PACKAGE.rglob("*.so")]:
         stale.unlink()
+
+
+class BuildCompiled(build_ext):
+    """build_ext, then the manifest of what was compiled, next to the extensions."""
+
+    def run(self) -> None:
+        if self.inplace:
+            _remove_in_tree_build()
+        super().run()
+        target = PACKAGE if self.inplace else Path(self.build_lib) / "openkms"
+        manifest = {
+            path.removeprefix("src/"): hashlib.sha256((HERE / path).read_bytes()).hexdigest()
+            for path in _listed()
+        }
+        target.mkdir(parents=True, exist_ok=True)
+        (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def _compiled_extensions() -> list[Any]:
     if os.environ.get("OPENKMS_PURE_PYTHON") == "1":
-        _remove_previous_build()
+        # An editable install would otherwise keep using the extensions of an earlier build.
+        _remove_in_tree_build()
         _warn("OPENKMS_PURE_PYTHON=1: installing plain Python (slower request path)")
         return []
-    paths = _listed()
     try:
         from mypyc.build import mypycify
 
         os.chdir(HERE)  # mypyc wants paths relative to the project
-        extensions = mypycify(paths, opt_level="3", debug_level="0")
+        return list(mypycify(_listed(), opt_level="3", debug_level="0"))
     except BaseException as exc:  # SystemExit included: mypyc exits on a type error
         if os.environ.get("OPENKMS_REQUIRE_COMPILED") == "1":
             raise
@@ -61,13 +80,6 @@ def _compiled_extensions() -> list[Any]:
         # benchmarks' venv) may be using its extensions, and import refuses stale ones.
         _warn(f"mypyc could not compile the request path ({exc!r}); installing plain Python")
         return []
-    _remove_previous_build()
-    manifest = {
-        path.removeprefix("src/"): hashlib.sha256((HERE / path).read_bytes()).hexdigest()
-        for path in paths
-    }
-    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return extensions
 
 
-setup(ext_modules=_compiled_extensions())
+setup(ext_modules=_compiled_extensions(), cmdclass={"build_ext": BuildCompiled})
