@@ -146,10 +146,14 @@ class OpenKMSApp:
     ) -> None:
         while True:
             await asyncio.sleep(seconds)
-            if in_thread:
-                await asyncio.to_thread(job)
-            else:
-                job()
+            try:
+                if in_thread:
+                    await asyncio.to_thread(job)
+                else:
+                    job()
+            except Exception:
+                # One failed run must not end the loop: the next one may succeed.
+                log.exception("background job %s failed; it runs again in %.2f s", job, seconds)
 
     def _flush_usage(self) -> None:
         if self.metrics is not None:
