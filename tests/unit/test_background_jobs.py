@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from openkms.config import load_settings
+from openkms.config import Settings, load_settings
 from openkms.http.app import create_app
 from openkms.service import keys
 from openkms.service.context import Principal, RequestContext
@@ -19,12 +19,17 @@ from tests.conftest import create_account
 COMMIT_SECONDS = 0.6
 
 
+def _settings(data_dir: Path, **env: str) -> Settings:
+    # Metrics off: prometheus-client's multiprocess mode is process-wide state (an environment
+    # variable), which would leak into the metrics tests of this pytest worker.
+    return load_settings(
+        None, {"OPENKMS_DATA_DIR": str(data_dir), "OPENKMS_METRICS_ENABLED": "0", **env}, {}
+    )
+
+
 def test_a_slow_usage_flush_leaves_the_event_loop_free(tmp_path: Path) -> None:
     account = create_account(tmp_path)
-    settings = load_settings(
-        None, {"OPENKMS_DATA_DIR": str(tmp_path), "OPENKMS_USAGE_FLUSH_SECONDS": "0.05"}, {}
-    )
-    app = create_app(settings)
+    app = create_app(_settings(tmp_path, OPENKMS_USAGE_FLUSH_SECONDS="0.05"))
     runtime = app.runtime
     account_id = account["AccountId"]
     principal = Principal(account_id, f"arn:aws:iam::{account_id}:root", "root", "AKIA", account_id)
@@ -69,7 +74,7 @@ def test_a_slow_usage_flush_leaves_the_event_loop_free(tmp_path: Path) -> None:
 
 def test_a_background_job_that_fails_runs_again(tmp_path: Path) -> None:
     create_account(tmp_path)
-    app = create_app(load_settings(None, {"OPENKMS_DATA_DIR": str(tmp_path)}, {}))
+    app = create_app(_settings(tmp_path))
     runs: list[float] = []
 
     def flaky() -> None:
