@@ -15,6 +15,12 @@ from openkms import _compiled
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _listed() -> list[str]:
+    """The source paths in mypyc-modules.txt (``src/openkms/...py``)."""
+    lines = (REPO / "mypyc-modules.txt").read_text().splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
 def _package(tmp_path: Path, source: bytes, recorded: bytes | None) -> Path:
     package = tmp_path / "openkms"
     (package / "auth").mkdir(parents=True)
@@ -38,11 +44,7 @@ def test_an_unchanged_source_or_a_plain_install_passes(tmp_path: Path) -> None:
 
 
 def test_the_request_path_runs_compiled() -> None:
-    listed = [
-        line.split("#", 1)[0].strip().removeprefix("src/").removesuffix(".py").replace("/", ".")
-        for line in (REPO / "mypyc-modules.txt").read_text().splitlines()
-        if line.split("#", 1)[0].strip()
-    ]
+    listed = [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in _listed()]
     if not _compiled.recorded():
         reason = "OPENKMS_PURE_PYTHON=1" if os.environ.get("OPENKMS_PURE_PYTHON") else "no build"
         pytest.skip(f"PLAIN PYTHON INSTALL ({reason}): the mypyc build is not tested")
@@ -69,8 +71,6 @@ def test_compiled_modules_give_each_caught_exception_a_name_of_its_own() -> None
     # mypyc gives a variable one type per function: `except A as exc` then `except B as exc`
     # raises TypeError when B is caught (a 500 where a 400 was meant). Seen in policy/document.py.
     problems = []
-    for line in (REPO / "mypyc-modules.txt").read_text().splitlines():
-        path = line.split("#", 1)[0].strip()
-        if path:
-            problems += _except_names_reused_for_other_types(REPO / path)
+    for path in _listed():
+        problems += _except_names_reused_for_other_types(REPO / path)
     assert problems == []
