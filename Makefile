@@ -1,41 +1,69 @@
 # Two commands set everything up on a clean clone: `make run` and `make test`.
+# Every dependency comes from the lock files in requirements/ (see scripts/lock.sh).
 PYTHON ?= $(shell sh scripts/pick-python.sh)
 VENV ?= .venv
+PURE_VENV ?= .venv-pure
 PORT ?= 4566
 DATA_DIR ?= ./.openkms
+WORKERS ?= 1
+# The builds `make test` runs the whole suite against: the mypyc-compiled request path (what
+# `make run` serves) and the same sources as plain Python. `make test BUILDS=compiled` for one.
+BUILDS ?= compiled pure
+FUZZ_REQUESTS ?= 100000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+export PYTHON
 
-.PHONY: install run test lint bench clean
+.PHONY: install install-pure run test test-compiled test-pure lint lock model-drift bench fuzz clean
 
 # The request path is compiled with mypyc (setup.py), which type-checks it against the installed
-# dependencies: so first the package and its dependencies as plain Python, then the compiled
-# build in the same environment. OPENKMS_PURE_PYTHON=1 skips the compilation.
+# dependencies: so first the locked dependencies, then the compiled build in the same
+# environment. OPENKMS_PURE_PYTHON=1 installs plain Python instead.
 COMPILED := $(shell grep -v '^ *\#' mypyc-modules.txt)
 
-$(STAMP): pyproject.toml setup.py mypyc-modules.txt $(COMPILED)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	OPENKMS_PURE_PYTHON=1 $(BIN)/python -m pip install -q -e '.[dev]'
-	OPENKMS_REQUIRE_COMPILED=1 $(BIN)/python -m pip install -q --no-build-isolation --no-deps -e .
+$(STAMP): pyproject.toml setup.py mypyc-modules.txt requirements/dev.txt requirements/bootstrap.txt \
+		scripts/install.sh $(COMPILED)
+	bash scripts/install.sh $(VENV) compiled
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR) $(if $(RATE_LIMITS),--rate-limits)
+# Always re-installed: it is a copy of the sources, not a link to them (a few seconds).
+install-pure:
+	bash scripts/install.sh $(PURE_VENV) pure
 
-test: $(STAMP)
+run: $(STAMP)
+	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR) --workers $(WORKERS) \
+		$(if $(RATE_LIMITS),--rate-limits)
+
+test: $(addprefix test-,$(BUILDS))
+
+test-compiled: $(STAMP)
 	bash scripts/ensure-test-deps.sh
-	$(BIN)/python -m pytest -n auto -q $(PYTEST_ARGS)
+	@echo "== the whole suite, compiled build ($(VENV)) =="
+	OPENKMS_TEST_BUILD=compiled $(BIN)/python -m pytest -n auto -q $(PYTEST_ARGS)
+
+test-pure: install-pure
+	bash scripts/ensure-test-deps.sh
+	@echo "== the whole suite, plain-Python build ($(PURE_VENV)) =="
+	OPENKMS_TEST_BUILD=pure $(PURE_VENV)/bin/python -m pytest -n auto -q -p no:cacheprovider \
+		$(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
+
+# Deliberate: resolves again (newest versions within pyproject's ranges and the constraints).
+lock:
+	UV=$(if $(wildcard $(BIN)/uv),$(BIN)/uv,) bash scripts/lock.sh
+
+# What a newer botocore changes in the KMS, IAM and STS models (not part of `make test`).
+model-drift: $(STAMP)
+	$(BIN)/python scripts/model_drift.py $(if $(BOTOCORE),--botocore $(BOTOCORE))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/openkms/_compiled.json
+	rm -rf $(VENV) $(PURE_VENV) build *.egg-info src/openkms/_compiled.json
 	find src -name '*.so' -delete

@@ -62,10 +62,17 @@ class BuildCompiled(build_ext):
         (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
+def _editable() -> bool:
+    # PEP 660: setuptools' backend runs this script as `setup.py editable_wheel ...`.
+    return "editable_wheel" in sys.argv or "develop" in sys.argv
+
+
 def _compiled_extensions() -> list[Any]:
     if os.environ.get("OPENKMS_PURE_PYTHON") == "1":
-        # An editable install would otherwise keep using the extensions of an earlier build.
-        _remove_in_tree_build()
+        # An editable install would otherwise keep using the extensions of an earlier build. A
+        # wheel (a plain-Python venv beside the compiled one) leaves the tree's build alone.
+        if _editable():
+            _remove_in_tree_build()
         _warn("OPENKMS_PURE_PYTHON=1: installing plain Python (slower request path)")
         return []
     try:

@@ -34,6 +34,13 @@ ENV_PKCS11_PIN_FILE = "OPENKMS_PKCS11_PIN_FILE"
 ENV_PKCS11_PIN = "OPENKMS_PKCS11_PIN"
 ENV_PKCS11_CREATE_KEY = "OPENKMS_PKCS11_CREATE_KEY"
 ROOTS_OF_TRUST = ("file", "pkcs11")
+# Build switches (read by setup.py and scripts/install.sh, never by the server): a shell that
+# built with them must still be able to start it, so they are known here and ignored.
+ENV_BUILD_PURE_PYTHON = "OPENKMS_PURE_PYTHON"
+ENV_BUILD_REQUIRE_COMPILED = "OPENKMS_REQUIRE_COMPILED"
+# Variables the test suite and the benchmarks read (OPENKMS_TEST_PG_BIN, OPENKMS_TEST_BUILD,
+# ...): a namespace this loader does not own.
+ENV_TEST_NAMESPACE = "OPENKMS_TEST_"
 
 
 class SettingsError(ValueError):
@@ -479,7 +486,7 @@ def settings_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     reserved = reserved_env_names()
     values: dict[str, Any] = {}
     for var, text in env.items():
-        if not var.startswith(ENV_PREFIX) or var in reserved:
+        if not var.startswith(ENV_PREFIX) or var in reserved or var.startswith(ENV_TEST_NAMESPACE):
             continue
         name = var[len(ENV_PREFIX) :].lower()
         if name not in fields:

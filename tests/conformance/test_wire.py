@@ -140,22 +140,6 @@ def test_missing_target_header(server) -> None:
     assert_error_shape(resp, "UnknownOperationException")
 
 
-def test_model_operation_not_yet_implemented_names_itself_or_validates(signed_call) -> None:
-    """An operation of the model that this build lacks answers an explicit 400, never a 500 or
-    UnknownOperationException."""
-    from openkms.protocol.model import operation_names
-    from openkms.protocol.operations import implemented
-
-    missing = sorted(set(operation_names()) - implemented())
-    if not missing:
-        pytest.skip("every operation of the model is implemented")
-    resp = signed_call(missing[0], b"{}")
-    assert resp.status == 400, resp.body
-    assert resp.error_type != "UnknownOperationException"
-    if resp.error_type == "UnsupportedOperationException":
-        assert missing[0] in resp.json["message"]
-
-
 # --- body size -----------------------------------------------------------------------------------
 def test_body_over_one_mib_is_413_with_json_error(signed_call) -> None:
     body = b'{"Plaintext": "' + b"A" * (ONE_MIB + 16) + b'"}'

@@ -9,13 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.pg import PgCluster, find_bin_dir, missing_reason, shared_cluster
+from tests.integration.pg import (
+    PgCluster,
+    find_bin_dir,
+    missing_reason,
+    require_postgres,
+    shared_cluster,
+)
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> PgCluster:
-    if find_bin_dir() is None:
-        pytest.skip(missing_reason())
+    require_postgres()
     return shared_cluster()
 
 

@@ -19,13 +19,13 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-import pytest
+from tests.components import hidden, unavailable
 
 MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -37,13 +37,13 @@ MODULE_CANDIDATES = (
 INSTALL_LOCK = Path(tempfile.gettempdir()) / "openkms-softhsm-install.lock"
 
 
-def _loud_skip(why: str) -> None:
-    message = f"PKCS#11 TESTS DID NOT RUN: {why}"
-    print(f"\n*** {message} ***", file=sys.stderr, flush=True)
-    pytest.skip(message)
+def _loud_skip(why: str) -> NoReturn:
+    unavailable("softhsm2", f"PKCS#11: {why}")
 
 
 def _module_path() -> str | None:
+    if hidden("softhsm2"):
+        return None
     for candidate in MODULE_CANDIDATES:
         if os.path.exists(candidate):
             return candidate
@@ -52,6 +52,8 @@ def _module_path() -> str | None:
 
 def _install_softhsm() -> str | None:
     """apt-get install softhsm2, once for all the processes of a run; None on success."""
+    if hidden("softhsm2"):
+        return "hidden by OPENKMS_TEST_HIDE"
     if os.geteuid() != 0:
         return "softhsm2-util is not installed and we are not root to install it"
     if shutil.which("apt-get") is None:
@@ -79,12 +81,12 @@ def require_softhsm() -> str:
         import pkcs11  # noqa: F401
     except ImportError:
         _loud_skip("python-pkcs11 is not installed (pip install python-pkcs11)")
-    if shutil.which("softhsm2-util") is None or _module_path() is None:
+    if hidden("softhsm2") or shutil.which("softhsm2-util") is None or _module_path() is None:
         problem = _install_softhsm()
         if problem is not None:
             _loud_skip(problem)
     module = _module_path()
-    if module is None or shutil.which("softhsm2-util") is None:
+    if module is None or shutil.which("softhsm2-util") is None or hidden("softhsm2"):
         _loud_skip("SoftHSM2 was installed but its module or softhsm2-util is not found")
     assert module is not None
     return module

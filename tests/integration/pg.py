@@ -31,6 +31,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
+
+from tests.components import hidden, unavailable
 
 SUPERUSER = "openkms"
 OS_USER_WHEN_ROOT = "postgres"
@@ -44,6 +47,8 @@ class PostgresMissing(RuntimeError):
 def find_bin_dir() -> Path | None:
     """The directory holding ``initdb`` and ``pg_ctl``: the newest /usr/lib/postgresql/*/bin,
     else wherever PATH finds them (or $OPENKMS_TEST_PG_BIN)."""
+    if hidden("postgresql"):
+        return None
     forced = os.environ.get("OPENKMS_TEST_PG_BIN")
     candidates = [Path(forced)] if forced else []
     versions = glob.glob("/usr/lib/postgresql/*/bin")
@@ -67,6 +72,16 @@ def missing_reason() -> str:
         "/usr/lib/postgresql/*/bin or on PATH. The PostgreSQL storage contract and the "
         "multi-node tests did not run. Install it (apt-get install -y postgresql) to run them."
     )
+
+
+def require_postgres() -> None:
+    """Skips loudly (fails under CI) when no PostgreSQL server binaries exist here."""
+    if find_bin_dir() is None:
+        postgres_missing()
+
+
+def postgres_missing() -> NoReturn:
+    unavailable("postgresql", missing_reason())
 
 
 def free_port() -> int:

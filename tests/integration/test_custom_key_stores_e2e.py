@@ -17,6 +17,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from tests.components import unavailable
 from tests.conftest import make_client, server_from_account
 from tests.contract.softhsm import Token, softhsm_for_process
 from tests.integration.test_hsm_e2e import EnvServer, create_account
@@ -47,7 +48,7 @@ class Setup:
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
     if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("CUSTOM KEY STORE E2E DID NOT RUN: binding 127.x.y.z:443 needs root")
+        unavailable("custom-key-store", "binding 127.x.y.z:443 needs root on Linux")
     softhsm = softhsm_for_process()
     token = softhsm.init_token()
     proxy = XksProxy.start(tmp_path / "certs")

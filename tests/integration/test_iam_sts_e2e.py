@@ -365,3 +365,32 @@ def test_aws_cli(server: Server) -> None:
     assert "(NoSuchEntity)" in failed.stderr
     identity = json.loads(aws(server, "sts", "get-caller-identity").stdout)
     assert identity["Arn"] == f"arn:aws:iam::{server.account_id}:root"
+
+
+def test_policy_simulator_reports_matched_statements_and_missing_context(server: Server) -> None:
+    """SimulatePrincipalPolicy, through boto3 against a real server: the statements that
+    decided (policy name, type, position) and the condition keys the request did not supply."""
+    iam = server.client("iam")
+    user = unique("sim")
+    iam.create_user(UserName=user)
+    document = policy(
+        {"Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:EncryptionContext:app": "web"}},
+        },
+    )
+    iam.put_user_policy(UserName=user, PolicyName="inline", PolicyDocument=document)
+    answer = iam.simulate_principal_policy(
+        PolicySourceArn=f"arn:aws:iam::{server.account_id}:user/{user}",
+        ActionNames=["kms:Encrypt", "kms:Decrypt"],
+    )
+    encrypt, decrypt = answer["EvaluationResults"]
+    assert encrypt["EvalDecision"] == "allowed"
+    matched = encrypt["MatchedStatements"]
+    assert [(m["SourcePolicyId"], m["SourcePolicyType"]) for m in matched] == [("inline", "user")]
+    assert matched[0]["StartPosition"]["Line"] == 1
+    assert decrypt["EvalDecision"] == "implicitDeny"
+    assert decrypt["MissingContextValues"] == ["kms:encryptioncontext:app"]

@@ -38,6 +38,7 @@ from openkms.storage.base import StorageUnavailable
 from openkms.storage.migrations import load_migrations, split_statements
 from openkms.storage.records import AccountRecord
 from openkms.storage.sqlite import SqliteStorage
+from tests.components import unavailable
 from tests.conftest import (
     Server,
     ServerProcess,
@@ -45,7 +46,7 @@ from tests.conftest import (
     openkms_command,
     server_from_account,
 )
-from tests.integration.pg import PgCluster, find_bin_dir, missing_reason, shared_cluster
+from tests.integration.pg import PgCluster, require_postgres, shared_cluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -57,8 +58,7 @@ CACHE_TTL_SECONDS = 1.0
 # --- fixtures and helpers -------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pg_cluster() -> PgCluster:
-    if find_bin_dir() is None:
-        pytest.skip(missing_reason())
+    require_postgres()
     return shared_cluster()
 
 
@@ -638,8 +638,7 @@ def load_client(server: Server) -> BaseClient:
 def test_postgres_restarted_under_load_fails_retryably_then_recovers(
     nodes_factory: Callable[..., Nodes],
 ) -> None:
-    if find_bin_dir() is None:
-        pytest.skip(missing_reason())
+    require_postgres()
     cluster = PgCluster.create()  # its own: restarting it disturbs no other test
     try:
         database = cluster.create_database()
@@ -755,7 +754,7 @@ def test_the_example_proxy_configs_balance_and_fail_over(
     listen = free_port()
     command = proxy_command(proxy, tmp_path, listen, [p.port for p in nodes.procs])
     if command is None:
-        pytest.skip(f"{proxy} is not installed (apt-get install -y {proxy}): deploy/ not tried")
+        unavailable(proxy, f"{proxy} is not installed (apt-get install -y {proxy})")
     with open(tmp_path / "proxy.log", "wb") as log:
         running = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:

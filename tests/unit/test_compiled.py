@@ -6,10 +6,13 @@ import ast
 import hashlib
 import json
 import os
+import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
 
+import openkms
 from openkms import _compiled
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,8 +46,33 @@ def test_an_unchanged_source_or_a_plain_install_passes(tmp_path: Path) -> None:
     assert _compiled.recorded(tmp_path / "b" / "openkms") == {}
 
 
+def _have_compiler() -> bool:
+    include = sysconfig.get_paths()["include"]
+    has_cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    return bool(has_cc) and os.path.exists(os.path.join(include, "Python.h"))
+
+
+def test_the_build_under_test_is_the_one_make_test_asked_for() -> None:
+    """`make test` runs the suite once per build (OPENKMS_TEST_BUILD): each run must really be
+    on that build, or the second run would test the first build again."""
+    build = os.environ.get("OPENKMS_TEST_BUILD")
+    listed = [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in _listed()]
+    running = _compiled.compiled_modules() if _compiled.recorded() else []
+    if build == "pure":
+        assert running == []
+        assert not any(Path(openkms.__file__).parent.rglob("*.so"))
+    elif build == "compiled":
+        if not _have_compiler():
+            pytest.skip("no C compiler or Python headers: make installed plain Python")
+        assert sorted(running) == sorted(listed)
+    else:
+        pytest.skip("not run by `make test` (OPENKMS_TEST_BUILD unset)")
+
+
 def test_the_request_path_runs_compiled() -> None:
     listed = [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in _listed()]
+    if os.environ.get("OPENKMS_TEST_BUILD") == "pure":
+        pytest.skip("the plain-Python run of `make test`")
     if not _compiled.recorded():
         reason = "OPENKMS_PURE_PYTHON=1" if os.environ.get("OPENKMS_PURE_PYTHON") else "no build"
         pytest.skip(f"PLAIN PYTHON INSTALL ({reason}): the mypyc build is not tested")

@@ -241,3 +241,86 @@ def test_simulate_custom_policy_with_context(h: Harness) -> None:
     assert decisions(answer) == [("kms:Decrypt", "*", "allowed")]
     answer = h.iam("SimulateCustomPolicy", PolicyInputList=[document], ActionNames=["kms:Decrypt"])
     assert decisions(answer) == [("kms:Decrypt", "*", "implicitDeny")]
+
+
+def test_simulation_reports_the_statements_that_decided_and_where_they_are(h: Harness) -> None:
+    h.user_with_key("matcher", allow("kms:Encrypt"), deny("kms:Decrypt"))
+    h.iam("CreateGroup", GroupName="crew")
+    h.iam("AddUserToGroup", GroupName="crew", UserName="matcher")
+    group_policy = policy(allow("kms:*"))
+    h.iam("PutGroupPolicy", GroupName="crew", PolicyName="gp", PolicyDocument=group_policy)
+    answer = h.iam(
+        "SimulatePrincipalPolicy",
+        PolicySourceArn=arn("user", "matcher"),
+        ActionNames=["kms:Encrypt", "kms:Decrypt", "iam:GetUser"],
+    )
+    results = {r["EvalActionName"]: r for r in answer["EvaluationResults"]}
+    encrypt = results["kms:Encrypt"]
+    assert encrypt["EvalDecision"] == "allowed"
+    assert [(m["SourcePolicyId"], m["SourcePolicyType"]) for m in encrypt["MatchedStatements"]] == [
+        ("p", "user"),
+        ("gp", "group"),
+    ]
+    # policy() writes the document on one line: the first statement starts after '"Statement": ['.
+    text = policy(allow("kms:Encrypt"), deny("kms:Decrypt"))
+    first = encrypt["MatchedStatements"][0]
+    assert first["StartPosition"] == {"Line": 1, "Column": text.index("{", 1) + 1}
+    assert text[first["EndPosition"]["Column"] - 1] == "}"
+    decrypt = results["kms:Decrypt"]
+    assert decrypt["EvalDecision"] == "explicitDeny"
+    assert [m["SourcePolicyType"] for m in decrypt["MatchedStatements"]] == ["user"]
+    assert results["iam:GetUser"]["EvalDecision"] == "implicitDeny"
+    assert results["iam:GetUser"]["MatchedStatements"] == []
+
+
+def test_simulation_reports_condition_keys_it_was_not_given(h: Harness) -> None:
+    document = policy(
+        allow(
+            "kms:Decrypt",
+            Condition={"StringEquals": {"kms:EncryptionContext:tenant": "blue"}},
+        ),
+        allow("kms:Encrypt", Condition={"Bool": {"aws:SecureTransport": "true"}}),
+    )
+    answer = h.iam("SimulateCustomPolicy", PolicyInputList=[document], ActionNames=["kms:Decrypt"])
+    result = answer["EvaluationResults"][0]
+    assert result["EvalDecision"] == "implicitDeny"
+    # Only the statements whose action and resource match count (not kms:Encrypt's).
+    assert result["MissingContextValues"] == ["kms:encryptioncontext:tenant"]
+    answer = h.iam(
+        "SimulateCustomPolicy",
+        PolicyInputList=[document],
+        ActionNames=["kms:Decrypt"],
+        ContextEntries=[
+            {
+                "ContextKeyName": "kms:EncryptionContext:tenant",
+                "ContextKeyValues": ["blue"],
+                "ContextKeyType": "string",
+            }
+        ],
+    )
+    result = answer["EvaluationResults"][0]
+    assert result["EvalDecision"] == "allowed"
+    assert result["MissingContextValues"] == []
+    assert result["MatchedStatements"][0]["SourcePolicyId"] == "PolicyInputList.1"
+    assert result["MatchedStatements"][0]["SourcePolicyType"] == "none"
+
+
+def test_a_role_is_simulated_as_its_sessions_are_seen(h: Harness) -> None:
+    h.iam("CreateRole", RoleName="sim-role", AssumeRolePolicyDocument=trust(ACCOUNT))
+    role_arn = arn("role", "sim-role")
+    h.iam(
+        "PutRolePolicy",
+        RoleName="sim-role",
+        PolicyName="rp",
+        PolicyDocument=policy(
+            allow("kms:Encrypt", Condition={"StringEquals": {"aws:PrincipalType": "AssumedRole"}}),
+            allow("kms:Decrypt", Condition={"StringEquals": {"aws:PrincipalArn": role_arn}}),
+        ),
+    )
+    answer = h.iam(
+        "SimulatePrincipalPolicy",
+        PolicySourceArn=role_arn,
+        ActionNames=["kms:Encrypt", "kms:Decrypt"],
+    )
+    assert [r["EvalDecision"] for r in answer["EvaluationResults"]] == ["allowed", "allowed"]
+    assert answer["EvaluationResults"][0]["MatchedStatements"][0]["SourcePolicyType"] == "role"

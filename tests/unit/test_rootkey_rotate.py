@@ -260,10 +260,9 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 def _postgres() -> Iterator[Any]:
     """A fresh schema in this process's throwaway PostgreSQL cluster (tests/integration/pg.py)."""
-    from tests.integration.pg import find_bin_dir, missing_reason, shared_cluster
+    from tests.integration.pg import require_postgres, shared_cluster
 
-    if find_bin_dir() is None:
-        pytest.skip(missing_reason())
+    require_postgres()
     from openkms.storage.postgres import PostgresStorage
 
     global _PG_DATABASE

@@ -27,13 +27,15 @@ from openkms.errors import (
     OpenKMSError,
     UnrecognizedClientException,
 )
+from tests.components import unavailable
 
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "sigv4"
 AWS_C_AUTH = VECTORS / "aws-c-auth-v4"
 BOTOCORE = VECTORS / "botocore-aws4_testsuite"
 
 if not (AWS_C_AUTH.is_dir() and BOTOCORE.is_dir()):
-    pytest.skip(
+    unavailable(
+        "sigv4-vectors",
         f"SIGV4 TEST VECTORS NOT FOUND at {VECTORS.resolve()} — the vector suites "
         "(aws-c-auth-v4, botocore-aws4_testsuite) must be checked out beside the repository "
         "in ../shared/vectors/; NONE of the SigV4 vector tests ran",

@@ -15,10 +15,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from openkms.iam import DeleteConflict, InvalidInput, LimitExceeded, NoSuchEntity
-from openkms.iam.authz import IDENTITY, require, simulate, validate_policy
+from openkms.iam.authz import IDENTITY, require, validate_policy
 from openkms.iam.groups import group_arn_for
-from openkms.iam.principals import entity_policies
 from openkms.iam.roles import role_arn_for
+from openkms.iam.simulation import (
+    SimulatedPrincipal,
+    SourcePolicy,
+    entity_sources,
+    input_sources,
+    simulate,
+)
 from openkms.iam.store import (
     Attachment,
     IamStore,
@@ -35,7 +41,7 @@ from openkms.iam.store import (
     tags_out,
 )
 from openkms.iam.users import user_arn_for
-from openkms.service.context import Principal, RequestContext
+from openkms.service.context import RequestContext
 
 if TYPE_CHECKING:
     from openkms.iam.dispatch import IamDeps
@@ -459,35 +465,42 @@ def _list_inline(kind: str) -> Handler:
 
 # --- simulation ------------------------------------------------------------------------------
 def _simulation_result(
-    params: Params, policy_texts: list[str], principal: Principal
+    params: Params, sources: list[SourcePolicy], principal: SimulatedPrincipal
 ) -> dict[str, Any]:
-    for text in params.get("PolicyInputList", []):
-        validate_policy(decode_document(text), IDENTITY)
-    texts = policy_texts + [decode_document(t) for t in params.get("PolicyInputList", [])]
+    inputs = [decode_document(t) for t in params.get("PolicyInputList", [])]
+    for text in inputs:
+        validate_policy(text, IDENTITY)
     context = {
         e["ContextKeyName"]: e.get("ContextKeyValues", []) for e in params.get("ContextEntries", [])
     }
-    outcomes = simulate(
-        texts, principal, params["ActionNames"], params.get("ResourceArns") or ["*"], context
+    results = simulate(
+        sources + input_sources(inputs),
+        principal,
+        params["ActionNames"],
+        params.get("ResourceArns") or ["*"],
+        context,
     )
-    return {
-        "EvaluationResults": [
-            {
-                "EvalActionName": action,
-                "EvalResourceName": resource,
-                "EvalDecision": decision,
-                "MatchedStatements": [],
-                "MissingContextValues": [],
-            }
-            for action, resource, decision in outcomes
-        ],
-        "IsTruncated": False,
-    }
+    return {"EvaluationResults": results, "IsTruncated": False}
+
+
+def _simulated(store: IamStore, kind: str, arn: str, unique_id: str) -> SimulatedPrincipal:
+    """The principal a user, group or role is simulated as: a role as its sessions are seen."""
+    keys: dict[str, tuple[str, ...]] = {"aws:principalaccount": (store.account_id,)}
+    if kind == "role":
+        keys["aws:principaltype"] = ("AssumedRole",)
+        keys["aws:principalarn"] = (arn,)
+        return SimulatedPrincipal(arn, store.account_id, "AssumedRole", arn, keys)
+    keys["aws:principaltype"] = ("User",)
+    keys["aws:principalarn"] = (arn,)
+    if kind == "user":
+        keys["aws:username"] = (arn.rsplit("/", 1)[-1],)
+        keys["aws:userid"] = (unique_id,)
+    return SimulatedPrincipal(arn, store.account_id, "User", None, keys)
 
 
 def simulate_principal_policy(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
     """The identity policies of a user (with its groups'), group or role, plus
-    ``PolicyInputList``, against each action and resource. Matched statements are not reported."""
+    ``PolicyInputList``, against each action and resource (see ``openkms.iam.simulation``)."""
     store = account_store(deps.storage, ctx.principal, deps.partition)
     source = params["PolicySourceArn"]
     require(deps.storage, ctx, "iam:SimulatePrincipalPolicy", source)
@@ -495,23 +508,34 @@ def simulate_principal_policy(deps: IamDeps, ctx: RequestContext, params: Params
     kind, _, rest = source[len(head) :].partition("/") if source.startswith(head) else ("", "", "")
     if kind not in _KINDS or not rest:
         raise InvalidInput(f"Invalid ARN: {source}")
-    exists, _, name = _entity(store, kind, rest.rsplit("/", 1)[-1])
+    exists, arn, name = _entity(store, kind, rest.rsplit("/", 1)[-1])
     _require_entity(kind, name, exists)
-    texts = entity_policies(store, kind, name)
+    principal = _simulated(store, kind, arn, _unique_id(store, kind, name))
+    return _simulation_result(params, entity_sources(store, kind, name), principal)
+
+
+def _unique_id(store: IamStore, kind: str, name: str) -> str:
     if kind == "user":
-        for group in store.group_names_of(name):
-            texts += entity_policies(store, "group", group)
-    principal = Principal(store.account_id, source, "user", "", "")
-    return _simulation_result(params, texts, principal)
+        user = store.get_user(name)
+        return user.user_id if user is not None else ""
+    return ""
 
 
 def simulate_custom_policy(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    """``PolicyInputList`` alone, against each action and resource, for the caller."""
+    """``PolicyInputList`` alone, against each action and resource, for ``CallerArn`` (a user)
+    or the caller."""
     require(deps.storage, ctx, "iam:SimulateCustomPolicy", "*")
-    caller = params.get("CallerArn")
-    principal = ctx.principal
-    if caller:
-        principal = Principal(principal.account_id, caller, "user", "", "")
+    store = account_store(deps.storage, ctx.principal, deps.partition)
+    caller = params.get("CallerArn") or ctx.principal.arn
+    principal_type = {"root": "Account", "assumed-role": "AssumedRole"}.get(
+        ctx.principal.kind if caller == ctx.principal.arn else "user", "User"
+    )
+    keys = {
+        "aws:principalaccount": (store.account_id,),
+        "aws:principalarn": (caller,),
+        "aws:principaltype": (principal_type,),
+    }
+    principal = SimulatedPrincipal(caller, store.account_id, principal_type, None, keys)
     return _simulation_result(params, [], principal)
 
 

@@ -43,6 +43,8 @@ __all__ = [
     "evaluate_trust",
     "scan_identity",
     "scan_resource",
+    "statement_applies",
+    "statement_targets",
 ]
 
 _EC_PREFIX = "kms:encryptioncontext:"
@@ -88,6 +90,24 @@ def _applies(stmt: Statement, facts: RequestFacts) -> bool:
     ):
         return False
     return not stmt.conditions or conditions_match(stmt.conditions, facts.context)
+
+
+def statement_targets(stmt: Statement, facts: RequestFacts) -> bool:
+    """Action and Resource of an effective statement match (conditions not looked at): the
+    statements whose condition keys IAM's simulator reports as missing."""
+    actions = stmt.actions
+    assert actions is not None
+    if actions.matches(facts.action, facts.context) == stmt.not_action:
+        return False
+    resources = stmt.resources
+    if resources is None:
+        return True
+    return resources.matches(facts.resource, facts.context) != stmt.not_resource
+
+
+def statement_applies(stmt: Statement, facts: RequestFacts) -> bool:
+    """Action, Resource and Condition of an effective statement match (Principal not looked at)."""
+    return _applies(stmt, facts)
 
 
 def _principal_kind(stmt: Statement, facts: RequestFacts) -> MatchKind:
