@@ -23,11 +23,12 @@ from openkms.clock import FixedClock
 from openkms.domain import ciphertext
 from openkms.domain.key import KeyRecord
 from openkms.errors import IncorrectKeyException, InvalidCiphertextException
+from openkms.rootoftrust.aad import material_aad
 from openkms.rootoftrust.memory import MemoryRoot
 from openkms.service import encryption
 from openkms.service.context import Principal, RequestContext
 from openkms.service.key_policies import default_policy
-from openkms.service.runtime import Runtime, material_aad
+from openkms.service.runtime import Runtime
 from openkms.storage.memory import MemoryStorage
 from openkms.storage.records import MaterialRecord
 

@@ -21,6 +21,7 @@ from openkms.clock import FixedClock
 from openkms.errors import KMSInternalException
 from openkms.http.wiring import RootKeyMismatch, check_root
 from openkms.iam.sessions import issue_session, load_session
+from openkms.rootoftrust.aad import access_key_aad, custom_key_store_secret_aad
 from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
 from openkms.rootoftrust.file import create_root_key_file, load_root_key_file
 from openkms.rootoftrust.memory import MemoryRoot
@@ -41,7 +42,7 @@ from openkms.rootoftrust.rotate import (
     server_root,
 )
 from openkms.service import encryption, imports, keys
-from openkms.service.accounts import access_key_aad, create_account
+from openkms.service.accounts import create_account
 from openkms.service.context import Principal, RequestContext
 from openkms.service.runtime import Runtime
 from openkms.storage.memory import MemoryStorage
@@ -556,7 +557,6 @@ def vars_of(record: object) -> dict[str, Any]:
 
 def test_custom_key_store_secrets_are_rewrapped(tmp_path: Path) -> None:
     from openkms.rootoftrust.rotate import STORE_KIND
-    from openkms.service.custom_key_stores import _secret_aad
 
     storage = MemoryStorage()
     old, old_desc = _file(tmp_path, "old")
@@ -567,10 +567,10 @@ def test_custom_key_store_secrets_are_rewrapped(tmp_path: Path) -> None:
         "store_id": store_id,
         "account_id": account,
         "wrapped_password": base64.b64encode(
-            old.wrap(b"cu-password", _secret_aad(account, store_id, "password"))
+            old.wrap(b"cu-password", custom_key_store_secret_aad(account, store_id, "password"))
         ).decode(),
         "wrapped_xks_secret": base64.b64encode(
-            old.wrap(b"xks-secret", _secret_aad(account, store_id, "xks-secret"))
+            old.wrap(b"xks-secret", custom_key_store_secret_aad(account, store_id, "xks-secret"))
         ).decode(),
     }
     import orjson
@@ -585,6 +585,6 @@ def test_custom_key_store_secrets_are_rewrapped(tmp_path: Path) -> None:
         ("wrapped_xks_secret", "xks-secret", b"xks-secret"),
     ):
         blob = base64.b64decode(stored[field_name])
-        assert new.unwrap(blob, _secret_aad(account, store_id, what)) == secret
+        assert new.unwrap(blob, custom_key_store_secret_aad(account, store_id, what)) == secret
         with pytest.raises(RootOfTrustError):
-            old.unwrap(blob, _secret_aad(account, store_id, what))
+            old.unwrap(blob, custom_key_store_secret_aad(account, store_id, what))

@@ -21,8 +21,9 @@ from openkms.clock import Clock, SystemClock
 from openkms.errors import ExpiredTokenException, UnrecognizedClientException
 from openkms.iam.sessions import is_session_key, load_session, token_digest
 from openkms.iam.store import IamStore, name_from_arn
+from openkms.rootoftrust.aad import access_key_aad
 from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
-from openkms.service.accounts import access_key_aad, root_arn
+from openkms.service.accounts import root_arn
 from openkms.service.caches import TtlCache
 from openkms.service.context import Principal
 from openkms.storage.base import Storage

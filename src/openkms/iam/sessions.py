@@ -20,18 +20,15 @@ from dataclasses import asdict, dataclass
 
 import orjson
 
+from openkms.rootoftrust.aad import STS_SESSION_KIND, STS_SESSION_SCOPE, sts_session_aad
 from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
 from openkms.service.accounts import new_access_key_id, new_secret_access_key
 from openkms.storage.base import Storage, StorageConflict
 
-SESSION_KIND = "sts-session"
-SESSION_SCOPE = "sts"
+SESSION_KIND = STS_SESSION_KIND
+SESSION_SCOPE = STS_SESSION_SCOPE
 SESSION_KEY_PREFIX = "ASIA"
 _TOKEN_BYTES = 96
-
-
-def session_aad(access_key_id: str) -> bytes:
-    return f"openkms:sts-session:v1:{access_key_id}".encode()
 
 
 def token_digest(token: str) -> str:
@@ -85,7 +82,7 @@ class SessionRecord:
     def secret(self, root: RootOfTrust) -> bytes | None:
         try:
             wrapped = base64.b64decode(self.wrapped_secret)
-            return root.unwrap(wrapped, session_aad(self.access_key_id))
+            return root.unwrap(wrapped, sts_session_aad(self.access_key_id))
         except (RootOfTrustError, ValueError):
             return None
 
@@ -121,7 +118,7 @@ def issue_session(
     token = secrets.token_urlsafe(_TOKEN_BYTES)
     for _ in range(5):
         akid = new_access_key_id(SESSION_KEY_PREFIX)
-        wrapped = root.wrap(secret.encode("utf-8"), session_aad(akid))
+        wrapped = root.wrap(secret.encode("utf-8"), sts_session_aad(akid))
         record = SessionRecord(
             access_key_id=akid,
             account_id=account_id,

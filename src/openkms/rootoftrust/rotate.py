@@ -40,13 +40,24 @@ from typing import Any
 
 import orjson
 
+from openkms.rootoftrust.aad import (
+    CUSTOM_KEY_STORE_KIND,
+    CUSTOM_KEY_STORE_SECRETS,
+    IMPORT_TOKEN_KIND,
+    STS_SESSION_KIND,
+    STS_SESSION_SCOPE,
+    access_key_aad,
+    custom_key_store_secret_aad,
+    import_token_aad,
+    material_aad,
+    sts_session_aad,
+)
 from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
 
 DUAL_MAGIC = b"\xd2"
 ROOT_CHECK_META = "root_key_check_value"  # the name http.wiring.check_root uses
 ROTATION_META = "root_rotation"
 CURSOR_META = "root_rotation_cursor"
-IMPORT_KIND = "kms-import"
 
 PHASE_REWRAP = "rewrap"
 PHASE_RESTART = "restart"
@@ -55,9 +66,9 @@ PHASE_ABORTED = "aborted"
 ACTIVE_PHASES = (PHASE_REWRAP, PHASE_RESTART)
 
 _CATEGORIES = ("material", "access-key", "sts-session", "kms-import", "custom-key-store")
-STORE_KIND = "kms-custom-key-store"
-# Store document field -> the "what" its AAD names (service/custom_key_stores.py).
-_STORE_SECRETS = {"wrapped_password": "password", "wrapped_xks_secret": "xks-secret"}
+IMPORT_KIND = IMPORT_TOKEN_KIND
+STORE_KIND = CUSTOM_KEY_STORE_KIND
+_STORE_SECRETS = CUSTOM_KEY_STORE_SECRETS
 
 
 class RotationError(Exception):
@@ -315,8 +326,6 @@ def _documents(storage: Any, kind: str, scope: str) -> Iterator[str]:
 
 def enumerate_items(storage: Any) -> list[Item]:
     """Every wrapped secret in storage, in a stable order."""
-    from openkms.iam.sessions import SESSION_KIND, SESSION_SCOPE
-
     items: list[Item] = []
     for ident, _ in storage.iter_wrapped_secrets():
         if ident.startswith("access-key:"):
@@ -326,7 +335,7 @@ def enumerate_items(storage: Any) -> list[Item]:
             items.append(Item(0, (arn, material_id)))
         else:
             raise RotationError(f"a wrapped secret of an unknown kind: {ident}")
-    for name in _documents(storage, SESSION_KIND, SESSION_SCOPE):
+    for name in _documents(storage, STS_SESSION_KIND, STS_SESSION_SCOPE):
         items.append(Item(2, (name,)))
     for scope in _document_scopes(storage, IMPORT_KIND):
         for name in _documents(storage, IMPORT_KIND, scope):
@@ -347,11 +356,6 @@ class _Record:
 
 def _load(storage: Any, item: Item) -> _Record | None:
     """The secret's wrapped blob, its AAD, and how to store a new blob (inside a transaction)."""
-    from openkms.iam.sessions import SESSION_KIND, SESSION_SCOPE, session_aad
-    from openkms.service.accounts import access_key_aad
-    from openkms.service.imports import _token_aad
-    from openkms.service.runtime import material_aad
-
     if item.category == "material":
         arn, material_id = item.key
         # The key's row first: inside a transaction it is locked (PostgreSQL: FOR UPDATE), as
@@ -379,17 +383,21 @@ def _load(storage: Any, item: Item) -> _Record | None:
     if item.category == "sts-session":
         (akid,) = item.key
         return _document_record(
-            storage, SESSION_KIND, SESSION_SCOPE, akid, "wrapped_secret", session_aad(akid), "b64"
+            storage,
+            STS_SESSION_KIND,
+            STS_SESSION_SCOPE,
+            akid,
+            "wrapped_secret",
+            sts_session_aad(akid),
+            "b64",
         )
     if item.category == "custom-key-store":
-        from openkms.service.custom_key_stores import _secret_aad
-
         account, store_id, field_name = item.key
-        aad = _secret_aad(account, store_id, _STORE_SECRETS[field_name])
+        aad = custom_key_store_secret_aad(account, store_id, _STORE_SECRETS[field_name])
         return _document_record(storage, STORE_KIND, account, store_id, field_name, aad, "b64")
     scope, name = item.key
     return _document_record(
-        storage, IMPORT_KIND, scope, name, "wrapped_private", _token_aad(scope, name), "hex"
+        storage, IMPORT_KIND, scope, name, "wrapped_private", import_token_aad(scope, name), "hex"
     )
 
 

@@ -13,15 +13,12 @@ from dataclasses import dataclass
 
 from openkms.clock import Clock
 from openkms.errors import AlreadyExistsException, ValidationException
+from openkms.rootoftrust.aad import access_key_aad
 from openkms.rootoftrust.base import RootOfTrust
 from openkms.storage.base import Storage, StorageConflict
 from openkms.storage.records import AccessKeyRecord, AccountRecord
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-
-def access_key_aad(access_key_id: str) -> bytes:
-    return f"openkms:access-key:v1:{access_key_id}".encode()
 
 
 def new_access_key_id(prefix: str = "AKIA") -> str:

@@ -68,6 +68,7 @@ from openkms.keystores import (
     StoreConnectionError,
     keystore_settings,
 )
+from openkms.rootoftrust.aad import CUSTOM_KEY_STORE_KIND, custom_key_store_secret_aad
 from openkms.rootoftrust.base import RootOfTrustError
 from openkms.service.common import decode_marker, page
 from openkms.service.context import RequestContext
@@ -75,7 +76,7 @@ from openkms.service.runtime import Runtime
 from openkms.storage.base import StorageConflict
 from openkms.types import KeySpec, KeyState, KeyUsageType, OriginType
 
-KIND = "kms-custom-key-store"
+KIND = CUSTOM_KEY_STORE_KIND
 AWS_CLOUDHSM = "AWS_CLOUDHSM"
 EXTERNAL_KEY_STORE = "EXTERNAL_KEY_STORE"
 PUBLIC_ENDPOINT = "PUBLIC_ENDPOINT"
@@ -144,12 +145,8 @@ class StoreRecord:
         return dataclasses.replace(self, **changes)
 
 
-def _secret_aad(account: str, store_id: str, what: str) -> bytes:
-    return f"openkms:custom-key-store:v1:{account}:{store_id}:{what}".encode()
-
-
 def _wrap(rt: Runtime, account: str, store_id: str, what: str, secret: str) -> str:
-    wrapped = rt.root.wrap(secret.encode(), _secret_aad(account, store_id, what))
+    wrapped = rt.root.wrap(secret.encode(), custom_key_store_secret_aad(account, store_id, what))
     return base64.b64encode(wrapped).decode("ascii")
 
 
@@ -158,7 +155,8 @@ def _unwrap(rt: Runtime, store: StoreRecord, what: str, wrapped: str | None) -> 
         raise KMSInternalException("The custom key store has no stored credential.")
     try:
         return rt.root.unwrap(
-            base64.b64decode(wrapped), _secret_aad(store.account_id, store.store_id, what)
+            base64.b64decode(wrapped),
+            custom_key_store_secret_aad(store.account_id, store.store_id, what),
         ).decode()
     except (RootOfTrustError, ValueError) as exc:
         raise KMSInternalException(

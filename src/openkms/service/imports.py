@@ -25,13 +25,14 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from openkms.rootoftrust.aad import IMPORT_TOKEN_KIND, import_token_aad
 from openkms.service import asymmetric_keys, multi_region
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
 from openkms.types import KeySpec, KeyState, OriginType
 
-KIND = "kms-import"
+KIND = IMPORT_TOKEN_KIND
 TOKEN_PREFIX = b"okit1"
 PARAMETERS_VALID_SECONDS = 24 * 3600
 MAX_VALID_TO_SECONDS = 365 * 86_400
@@ -43,10 +44,6 @@ _HMAC_SIZES = {
     "HMAC_384": (48, 128),
     "HMAC_512": (64, 128),
 }
-
-
-def _token_aad(key_arn: str, token_id: str) -> bytes:
-    return f"openkms:import-wrapping-key:v1:{key_arn}:{token_id}".encode()
 
 
 def imported_material_id(key_id: str, material: bytes) -> str:
@@ -85,7 +82,7 @@ def get_parameters_for_import(
     token_id = os.urandom(32).hex()
     valid_to = ctx.now + PARAMETERS_VALID_SECONDS
     doc = {
-        "wrapped_private": rt.root.wrap(private, _token_aad(key.arn, token_id)).hex(),
+        "wrapped_private": rt.root.wrap(private, import_token_aad(key.arn, token_id)).hex(),
         "algorithm": algorithm,
         "valid_to": valid_to,
     }
@@ -146,7 +143,9 @@ def import_key_material(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
     doc = orjson.loads(raw)
     if doc["valid_to"] < ctx.now:
         raise ExpiredImportTokenException("The import token has expired.")
-    private = rt.root.unwrap(bytes.fromhex(doc["wrapped_private"]), _token_aad(key.arn, token_id))
+    private = rt.root.unwrap(
+        bytes.fromhex(doc["wrapped_private"]), import_token_aad(key.arn, token_id)
+    )
     material = wrapping.unwrap_key_material(private, doc["algorithm"], req["EncryptedKeyMaterial"])
     _validate_material(key, material)
     symmetric = key.key_spec == KeySpec.SYMMETRIC_DEFAULT.value

@@ -14,6 +14,7 @@ from openkms.domain.arn import alias_arn, is_key_id, key_arn, parse_key_ref
 from openkms.domain.key import KeyRecord
 from openkms.errors import InvalidArnException, KMSInternalException, NotFoundException
 from openkms.policy.access import AccessController
+from openkms.rootoftrust.aad import material_aad
 from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
 from openkms.service.caches import TtlCache
 from openkms.service.context import RequestContext
@@ -28,11 +29,6 @@ class RuntimeSettings:
     cache_ttl_seconds: float = 1.0
     material_cache_entries: int = 10_000
     material_cache_seconds: float = 300.0
-
-
-def material_aad(arn: str, material_id: str) -> bytes:
-    """Binds wrapped key material to its key and version."""
-    return f"openkms:key-material:v1:{arn}:{material_id}".encode()
 
 
 def _policy_access(runtime: Runtime) -> AccessController:
