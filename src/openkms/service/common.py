@@ -12,6 +12,7 @@ from openkms.errors import (
     InvalidMarkerException,
     LimitExceededException,
     TagException,
+    UnsupportedOperationException,
 )
 
 MAX_TAGS_PER_KEY = 50
@@ -51,6 +52,16 @@ def dry_run(req: dict[str, Any]) -> None:
     if req.get("DryRun"):
         raise DryRunOperationException(
             "The request would have succeeded, but the DryRun option is set."
+        )
+
+
+def refuse_recipient(req: dict[str, Any]) -> None:
+    """Decrypt, DeriveSharedSecret, GenerateDataKey, GenerateDataKeyPair, GenerateRandom: an
+    attested request is refused rather than answered in plaintext (docs/compatibility.md)."""
+    if req.get("Recipient"):
+        raise UnsupportedOperationException(
+            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
+            "openkms build does not have."
         )
 
 

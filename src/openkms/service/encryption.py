@@ -9,7 +9,7 @@ from openkms.domain import ciphertext
 from openkms.domain.key import KeyRecord, require_usable_for_crypto
 from openkms.errors import ValidationException, invalid_ciphertext
 from openkms.service import asymmetric_keys
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import (
@@ -149,6 +149,7 @@ def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
         action="kms:Decrypt",
         req=req,
     )
+    refuse_recipient(req)
     dry_run(req)
     plaintext, material_id = _open_source(rt, source, context)
     key = source.key
