@@ -77,10 +77,6 @@ def state_message(key: KeyRecord) -> str:
     return f"{key.arn} is {_STATE_WORDS.get(key.state, key.state)}."
 
 
-def pending_deletion_message(arn: str) -> str:
-    return f"{arn} is pending deletion."
-
-
 def state_error(key: KeyRecord) -> DisabledException | KMSInvalidStateException:
     """The key-state table's answer for a key that is not Enabled: ``DisabledException`` for a
     disabled key, ``KMSInvalidStateException`` for every other state."""
