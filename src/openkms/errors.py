@@ -22,7 +22,8 @@ from typing import ClassVar
 
 
 class OpenKMSError(Exception):
-    """Base of every error that is answered to a client."""
+    """Base of every error that is answered to a client. An empty ``message`` means AWS sends
+    none: the body then has no ``message`` member (``protocol.errors``)."""
 
     code: ClassVar[str] = "KMSInternalException"
     status: ClassVar[int] = 400
@@ -303,7 +304,8 @@ class ServiceUnavailableException(ServerError):
     status = 503
 
 
-# One fixed message for every cryptographic failure, so that nothing about the cause leaks.
+# One fixed message for every cryptographic failure, so that nothing about the cause leaks: none
+# at all, as AWS answers ``{"__type":"InvalidCiphertextException"}``.
 INVALID_CIPHERTEXT_MESSAGE = ""
 
 

@@ -494,3 +494,30 @@ def test_key_last_usage_tracks_the_latest_operation(kms, key) -> None:
 
 def test_key_last_usage_of_missing_key(kms) -> None:
     expect_error("NotFoundException", kms.get_key_last_usage, KeyId=str(uuid.uuid4()))
+
+
+# --- Recipient (attested requests) ---------------------------------------------------------------
+RECIPIENT = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": b"\x00" * 32}
+
+
+def test_attested_requests_are_refused_not_answered_in_plaintext(kms, key) -> None:
+    """openkms cannot verify a Nitro attestation document, so a request with ``Recipient`` is
+    UnsupportedOperationException on every operation that takes one, never a plaintext answer
+    where AWS would send CiphertextForRecipient (docs/compatibility.md)."""
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"secret")["CiphertextBlob"]
+    pair_key = key["KeyId"]
+    agreement = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]
+    peer = kms.get_public_key(KeyId=agreement["KeyId"])["PublicKey"]
+    calls = [
+        (kms.decrypt, {"CiphertextBlob": blob}),
+        (kms.generate_data_key, {"KeyId": key["KeyId"], "KeySpec": "AES_256"}),
+        (kms.generate_data_key_pair, {"KeyId": pair_key, "KeyPairSpec": "ECC_NIST_P256"}),
+        (kms.generate_random, {"NumberOfBytes": 16}),
+        (
+            kms.derive_shared_secret,
+            {"KeyId": agreement["KeyId"], "KeyAgreementAlgorithm": "ECDH", "PublicKey": peer},
+        ),
+    ]
+    for call, params in calls:
+        error = expect_error("UnsupportedOperationException", call, Recipient=RECIPIENT, **params)
+        assert "Plaintext" not in error.response

@@ -1,17 +1,20 @@
 """Interoperability with the AWS Encryption SDK, against a real openkms server.
 
-``aws-encryption-sdk-cli`` and the ``aws-encryption-sdk`` Python library pin an older SDK than
-this project's environment, so they live in their own virtual environment, created once under
+``aws-encryption-sdk-cli`` and the ``aws-encryption-sdk`` Python library are development
+dependencies (pyproject's ``dev`` extra), used from this environment. Where they are not
+installed, they get a virtual environment of their own, created once under
 ``~/.cache/openkms-tests`` (``$XDG_CACHE_HOME`` if set), keyed by the Python version and the
 pinned versions, and reused by later runs (and by ``benchmarks/envelope_bench.py``). Without
-network access to PyPI the interop tests are skipped with that reason; the openkms-only tests
-here still run.
+network access to PyPI the interop tests are then skipped with that reason; the openkms-only
+tests here still run.
 
 Proven here: files from ``aws-encryption-cli`` (signed and unsigned committing suites, and the
 version 1 suites 0x0378 and 0x0178) decrypt with ``openkms decrypt``; files from ``openkms
 encrypt`` decrypt with ``aws-encryption-cli``; messages from the SDK's Python library decrypt
 with ``openkms.envelope`` and the other way round; always with two wrapping keys, decrypting
-with only the second one.
+with only the second one. And at every frame boundary (plaintexts of 0, 1, frame - 1, frame,
+frame + 1 and 2 x frame bytes), both ways, through both CLIs and both libraries, for each suite
+openkms writes: the SDK requires a final frame shorter than the frame length.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ def _esdk_venv() -> Path:
 
 @pytest.fixture(scope="module")
 def esdk() -> Path:
-    """The bin directory of the SDK's venv."""
+    """The bin directory holding ``aws-encryption-cli`` and a ``python`` with the SDK."""
     return _esdk_venv() / "bin"
 
 
@@ -274,6 +277,94 @@ def test_esdk_library_both_directions(
             )
             assert result.plaintext == plaintext
             assert result.header.suite.name == job["algorithm"]
+
+
+# --- frame boundaries, both ways ----------------------------------------------------------------
+BOUNDARY_FRAME = 256
+BOUNDARY_SIZES = (
+    0, 1, BOUNDARY_FRAME - 1, BOUNDARY_FRAME, BOUNDARY_FRAME + 1, 2 * BOUNDARY_FRAME,
+)  # fmt: skip
+# The suites openkms writes, with the flag that selects each in ``openkms encrypt``.
+OPENKMS_SUITES = [
+    ("AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384", []),
+    ("AES_256_GCM_HKDF_SHA512_COMMIT_KEY", ["--unsigned"]),
+]
+
+
+@pytest.mark.parametrize(("suite", "flags"), OPENKMS_SUITES, ids=["signed", "unsigned"])
+def test_frame_boundaries_with_the_sdk(
+    esdk: Path,
+    server: Server,
+    keys: tuple[str, str],
+    tmp_path: Path,
+    suite: str,
+    flags: list[str],
+) -> None:
+    """A plaintext that is a whole number of frames: the AWS Encryption SDK writes an empty final
+    frame and refuses a final frame as long as the frame length ("Invalid final frame length:
+    1048576 >= 1048576"), which openkms used to write. Each size at and around the boundaries,
+    both directions, CLI and library."""
+    files = {f"size-{n}.bin": os.urandom(n) for n in BOUNDARY_SIZES}
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name, data in files.items():
+        (plain / name).write_bytes(data)
+
+    def same(directory: Path, suffix: str) -> None:
+        for name, data in files.items():
+            assert (directory / f"{name}{suffix}").read_bytes() == data, (suite, name)
+
+    # openkms encrypt -> aws-encryption-cli
+    ours = tmp_path / "by-openkms"
+    proc = openkms(
+        server, "encrypt", "--key", keys[0], "--frame-length", str(BOUNDARY_FRAME), *flags,
+        "-o", str(ours), str(plain),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    sdk_plain = tmp_path / "decrypted-by-sdk"
+    sdk_plain.mkdir()
+    esdk_cli(
+        esdk, server, "-d", "-r", "-i", str(ours), "-o", str(sdk_plain), "--suffix", ".out",
+        "-w", f"key={keys[0]}", "--commitment-policy", "require-encrypt-require-decrypt",
+    )  # fmt: skip
+    same(sdk_plain, ".encrypted.out")
+
+    # aws-encryption-cli -> openkms decrypt
+    theirs = tmp_path / "by-sdk"
+    theirs.mkdir()
+    esdk_cli(
+        esdk, server, "-e", "-r", "-i", str(plain), "-o", str(theirs), "--suffix", ".encrypted",
+        "-w", f"key={keys[0]}", "--algorithm", suite, "--frame-length", str(BOUNDARY_FRAME),
+        "--commitment-policy", "require-encrypt-require-decrypt",
+    )  # fmt: skip
+    our_plain = tmp_path / "decrypted-by-openkms"
+    proc = openkms(server, "decrypt", "-o", str(our_plain), str(theirs))
+    assert proc.returncode == 0, proc.stderr.decode()
+    same(our_plain, "")
+
+    # openkms.envelope <-> the SDK's Python library
+    ours_lib = EnvelopeClient(kms=make_client(server), frame_length=BOUNDARY_FRAME)
+    jobs: list[dict[str, Any]] = []
+    for name, data in files.items():
+        made_here = tmp_path / f"lib-ours-{name}"
+        made_here.write_bytes(ours_lib.encrypt(data, [keys[0]], {"n": name}, suite=suite))
+        jobs.append(
+            {"op": "decrypt", "in": str(made_here), "out": f"{made_here}.out",
+             "keys": [keys[0]], "context": {"n": name}}
+        )  # fmt: skip
+        jobs.append(
+            {"op": "encrypt", "in": str(plain / name), "out": str(tmp_path / f"lib-sdk-{name}"),
+             "keys": [keys[0]], "algorithm": suite, "policy": "REQUIRE_ENCRYPT_REQUIRE_DECRYPT",
+             "context": {"n": name}, "frame_length": BOUNDARY_FRAME}
+        )  # fmt: skip
+    proc = _run([str(esdk / "python"), "-c", ESDK_LIBRARY_SCRIPT, json.dumps(jobs)], server)
+    assert proc.returncode == 0, proc.stderr.decode()
+    for name, data in files.items():
+        assert Path(f"{tmp_path / f'lib-ours-{name}'}.out").read_bytes() == data, name
+        message = (tmp_path / f"lib-sdk-{name}").read_bytes()
+        result = ours_lib.decrypt_message(message, key_ids=[keys[0]], required_context={"n": name})
+        assert result.plaintext == data, name
+        assert result.header.suite.name == suite
 
 
 # --- openkms alone, against the real server ----------------------------------------------------

@@ -44,9 +44,8 @@ def derive_shared_secret(
     private = handle.key
     if not isinstance(private, ec.EllipticCurvePrivateKey):  # pragma: no cover - table guards
         raise InvalidKeyUsageException(f"Key spec {spec.value} cannot derive shared secrets.")
-    not_spki = ValidationException(
-        "The public key must be a DER-encoded X.509 SubjectPublicKeyInfo."
-    )
+    # AWS answers a public key it cannot read with a message-less ValidationException.
+    not_spki = ValidationException()
     if not is_subject_public_key_info(peer_public_key_der):
         raise not_spki
     try:

@@ -552,8 +552,8 @@ def encrypt(key: AnyKeyHandle, algorithm: EncryptionAlgorithmSpec, plaintext: by
     limit = info.max_plaintext(algorithm)
     if limit is None or len(plaintext) > limit:
         raise ValidationException(
-            f"Plaintext is too long for algorithm {algorithm.value} with key spec "
-            f"{public.spec.value}: the maximum is {limit} bytes."
+            f"Algorithm {algorithm.value} and key spec {public.spec.value} cannot encrypt data "
+            f"larger than {limit} bytes."
         )
     return bytes(public.key.encrypt(plaintext, _oaep(algorithm)))
 

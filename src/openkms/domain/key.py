@@ -58,36 +58,51 @@ class KeyRecord:
         return cls(**{k: v for k, v in doc.items() if k in known})
 
 
-def pending_deletion_message(arn: str) -> str:
-    return f"{arn} is pending deletion."
+# How AWS names each state in its key-state errors ("<arn> is pending import."), never the enum
+# name. A primary key waiting for its replicas reads as pending deletion too.
+_STATE_WORDS = {
+    KeyState.ENABLED.value: "enabled",
+    KeyState.DISABLED.value: "disabled",
+    KeyState.PENDING_DELETION.value: "pending deletion",
+    KeyState.PENDING_REPLICA_DELETION.value: "pending deletion",
+    KeyState.PENDING_IMPORT.value: "pending import",
+    KeyState.UNAVAILABLE.value: "unavailable",
+    KeyState.CREATING.value: "creating",
+    KeyState.UPDATING.value: "updating",
+}
+
+
+def state_message(key: KeyRecord) -> str:
+    """AWS's text for a key whose state refuses the operation: "<arn> is disabled." ..."""
+    return f"{key.arn} is {_STATE_WORDS.get(key.state, key.state)}."
+
+
+def state_error(key: KeyRecord) -> DisabledException | KMSInvalidStateException:
+    """The key-state table's answer for a key that is not Enabled: ``DisabledException`` for a
+    disabled key, ``KMSInvalidStateException`` for every other state."""
+    if key.state == KeyState.DISABLED.value:
+        return DisabledException(state_message(key))
+    return KMSInvalidStateException(state_message(key))
 
 
 def require_usable_for_crypto(key: KeyRecord) -> None:
     """Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, Sign, Verify, GenerateMac ... (the first
     rows of AWS's key-state table)."""
-    state = key.state
-    if state == KeyState.ENABLED.value:
-        return
-    if state == KeyState.DISABLED.value:
-        raise DisabledException(f"{key.arn} is disabled.")
-    if state in (KeyState.PENDING_DELETION.value, KeyState.PENDING_REPLICA_DELETION.value):
-        raise KMSInvalidStateException(pending_deletion_message(key.arn))
-    if state == KeyState.PENDING_IMPORT.value:
-        raise KMSInvalidStateException(f"{key.arn} is pending import.")
-    if state == KeyState.UNAVAILABLE.value:
-        raise KMSInvalidStateException(f"{key.arn} is unavailable.")
-    raise KMSInvalidStateException(f"{key.arn} is {state}.")
+    if key.state != KeyState.ENABLED.value:
+        raise state_error(key)
 
 
 def require_not_pending_deletion(key: KeyRecord) -> None:
     """CreateAlias, TagResource, UntagResource, UpdateKeyDescription, EnableKey, DisableKey ..."""
     if key.state in (KeyState.PENDING_DELETION.value, KeyState.PENDING_REPLICA_DELETION.value):
-        raise KMSInvalidStateException(pending_deletion_message(key.arn))
+        raise KMSInvalidStateException(state_message(key))
 
 
 def require_enable_disable_allowed(key: KeyRecord) -> None:
     require_not_pending_deletion(key)
-    if key.state == KeyState.PENDING_IMPORT.value:
-        raise KMSInvalidStateException(f"{key.arn} is pending import.")
-    if key.state in (KeyState.CREATING.value, KeyState.UPDATING.value):
-        raise KMSInvalidStateException(f"{key.arn} is {key.state}.")
+    if key.state in (
+        KeyState.PENDING_IMPORT.value,
+        KeyState.CREATING.value,
+        KeyState.UPDATING.value,
+    ):
+        raise KMSInvalidStateException(state_message(key))

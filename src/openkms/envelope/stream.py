@@ -217,8 +217,12 @@ class MessageEncryptor:
         if self._finished:
             raise ValueError("the message is already complete")
         length = len(plaintext)
-        if length > self.frame_length or (not final and length != self.frame_length):
+        if not final and length != self.frame_length:
             raise ValueError("a regular frame holds exactly frame_length bytes")
+        if final and length >= self.frame_length:
+            # The AWS Encryption SDK refuses a final frame as long as the frame length ("Invalid
+            # final frame length"): a plaintext of whole frames ends with an empty final frame.
+            raise ValueError("the final frame holds fewer than frame_length bytes")
         if self._sequence >= MAX_FRAME_LENGTH:
             raise ValueError("a message holds at most 2^32 - 1 frames")
         self._sequence += 1
@@ -279,8 +283,9 @@ def encrypt_chunks(
     frame_length: int = DEFAULT_FRAME_LENGTH,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """The message for everything ``source`` yields, as byte pieces in order. Reads one frame
-    ahead, so that the last full frame becomes the final frame."""
+    """The message for everything ``source`` yields, as byte pieces in order: a regular frame
+    per full frame read, then the final frame with the rest, shorter than a frame (empty when the
+    plaintext is a whole number of frames, as the AWS Encryption SDK writes it)."""
     return encrypt_with(MessageEncryptor(materials, frame_length), source, on_progress)
 
 
@@ -293,20 +298,14 @@ def encrypt_with(
     frame_length = encryptor.frame_length
     try:
         yield encryptor.header_bytes
-        current = _read_full(source, frame_length)
         while True:
-            if len(current) == frame_length:
-                following = _read_full(source, frame_length)
-                if following:
-                    yield from encryptor.frame(current, final=False)
-                    if on_progress is not None:
-                        on_progress(len(current))
-                    current = following
-                    continue
-            yield from encryptor.frame(current, final=True)
+            current = _read_full(source, frame_length)
+            final = len(current) < frame_length
+            yield from encryptor.frame(current, final=final)
             if on_progress is not None:
                 on_progress(len(current))
-            break
+            if final:
+                break
         footer = encryptor.finish()
         if footer:
             yield footer
@@ -406,16 +405,15 @@ class EncryptingWriter(io.RawIOBase):
         frame = self._frame
         pending = self._pending
         if pending:
+            take = min(frame - len(pending), len(view))
+            pending += view[:take]
+            view = view[take:]
             if len(pending) < frame:
-                take = min(frame - len(pending), len(view))
-                pending += view[:take]
-                view = view[take:]
-                if not len(view):
-                    return size
-            # ``pending`` is a full frame and more data follows: it is a regular frame.
+                return size
+            # A full frame is a regular frame: the final one, written by close(), is shorter.
             self._emit(pending, final=False)
             pending.clear()
-        while len(view) > frame:
+        while len(view) >= frame:
             self._emit(view[:frame], final=False)
             view = view[frame:]
         pending += view

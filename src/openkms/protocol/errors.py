@@ -8,6 +8,11 @@ from openkms.errors import OpenKMSError
 
 
 def error_body(exc: OpenKMSError) -> bytes:
+    """AWS's error body. An error that AWS answers without a message (an empty ``message`` here:
+    InvalidCiphertextException, KMSInvalidSignatureException, KMSInvalidMacException,
+    UnknownOperationException, ...) has no ``message`` member at all, not an empty one."""
+    if not exc.message:
+        return orjson.dumps({"__type": exc.code})
     return orjson.dumps({"__type": exc.code, "message": exc.message})
 
 

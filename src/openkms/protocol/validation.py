@@ -164,17 +164,35 @@ class _Node:
         return None
 
 
+# Enums that AWS lists in another order than the model's in "Member must satisfy enum value
+# set: [...]" (its own Java set order), by shape name; the rest are listed in the model's order.
+# Each entry is taken from a message AWS sent.
+AWS_ENUM_ORDER: dict[str, tuple[str, ...]] = {
+    "MacAlgorithmSpec": ("HMAC_SHA_384", "HMAC_SHA_256", "HMAC_SHA_224", "HMAC_SHA_512"),
+}
+
+
+def _enum_as_aws_lists_it(shape_name: str, enum: list[str]) -> list[str]:
+    order = AWS_ENUM_ORDER.get(shape_name)
+    if order is None or sorted(order) != sorted(enum):
+        # Also when the model gained or lost a value since the order was recorded.
+        return enum
+    return list(order)
+
+
 class _String(_Node):
     __slots__ = ("enum", "enum_rule", "has_checks", "max_len", "min_len", "pattern", "pattern_rule")
 
-    def __init__(self, shape: dict[str, Any]) -> None:
+    def __init__(self, shape: dict[str, Any], shape_name: str = "") -> None:
         super().__init__()
         self.echo = not shape.get("sensitive", False)
         self.min_len: int = shape.get("min", 0)
         self.max_len: int | None = shape.get("max")
         enum: list[str] | None = shape.get("enum")
         self.enum = frozenset(enum) if enum else None
-        # Listed in the model's order, as Coral prints it.
+        if enum:
+            enum = _enum_as_aws_lists_it(shape_name, enum)
+        # Listed as Coral prints it.
         self.enum_rule = f"Member must satisfy enum value set: [{', '.join(enum)}]" if enum else ""
         pattern: str | None = shape.get("pattern")
         self.pattern = compile_java_pattern(pattern).fullmatch if pattern else None
@@ -615,7 +633,7 @@ class _Compiler:
         kind = shape["type"]
         built: _Node
         if kind == "string":
-            built = _String(shape)
+            built = _String(shape, shape_name)
         elif kind in ("integer", "long"):
             built = _Integer(shape)
         elif kind == "boolean":

@@ -36,6 +36,14 @@ def _check_name(name: str) -> None:
         )
 
 
+def _check_new_name(name: str) -> None:
+    """CreateAlias and UpdateAlias: the model's pattern admits ``:``, AWS does not (only
+    letters, digits, ``/``, ``_`` and ``-`` follow ``alias/``)."""
+    _check_name(name)
+    if ":" in name:
+        raise ValidationException(f"{name} contains invalid characters for an alias")
+
+
 def _target(rt: Runtime, ctx: RequestContext, key_ref: str) -> KeyRecord:
     if key_ref.startswith("alias/") or (key_ref.startswith("arn:") and ":alias/" in key_ref):
         raise ValidationException("Aliases must refer to keys. Not aliases")
@@ -47,7 +55,7 @@ def _target(rt: Runtime, ctx: RequestContext, key_ref: str) -> KeyRecord:
 
 def create_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
-    _check_name(name)
+    _check_new_name(name)
     key = _target(rt, ctx, req["TargetKeyId"])
     rt.access.authorize_key(ctx, "kms:CreateAlias", key, req)
     require_not_pending_deletion(key)
@@ -82,7 +90,7 @@ def _existing(rt: Runtime, ctx: RequestContext, name: str) -> AliasRecord:
 
 def update_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
-    _check_name(name)
+    _check_new_name(name)
     new_key = _target(rt, ctx, req["TargetKeyId"])
     alias = _existing(rt, ctx, name)
     old_arn = rt.key_arn_for(alias.account_id, alias.region, alias.key_id)

@@ -17,16 +17,14 @@ from openkms.types import EncryptionAlgorithmSpec, KeySpec, KeyUsageType
 
 
 def check_spec_and_usage(spec: str, usage: str) -> str:
-    """The key usage a new key of ``spec`` gets; AWS's errors for what cannot be."""
-    info = keyspecs.require_supported(KeySpec(spec))
+    """The key usage of a new key of ``spec`` (not SYMMETRIC_DEFAULT); AWS's errors for what
+    cannot be. AWS requires KeyUsage for every such spec, even one that allows a single usage."""
     if not usage:
-        if len(info.key_usages) == 1:
-            return info.key_usages[0].value
         raise ValidationException(
-            f"KeyUsage is required for KeySpec {spec}: specify one of "
-            + ", ".join(u.value for u in info.key_usages)
-            + "."
+            "You must specify a KeyUsage value for all KMS keys except for symmetric "
+            "encryption keys."
         )
+    info = keyspecs.require_supported(KeySpec(spec))
     if not info.allows_usage(KeyUsageType(usage)):
         raise ValidationException(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
     return usage

@@ -12,6 +12,7 @@ from openkms.errors import (
     InvalidMarkerException,
     LimitExceededException,
     TagException,
+    UnsupportedOperationException,
 )
 
 MAX_TAGS_PER_KEY = 50
@@ -54,17 +55,37 @@ def dry_run(req: dict[str, Any]) -> None:
         )
 
 
+def refuse_recipient(req: dict[str, Any]) -> None:
+    """Decrypt, DeriveSharedSecret, GenerateDataKey, GenerateDataKeyPair, GenerateRandom: an
+    attested request is refused rather than answered in plaintext (docs/compatibility.md)."""
+    if req.get("Recipient"):
+        raise UnsupportedOperationException(
+            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
+            "openkms build does not have."
+        )
+
+
 def tags_from_request(tags: list[dict[str, str]] | None) -> dict[str, str]:
-    """Validates AWS's tag rules beyond the model's lengths; a later duplicate wins as in AWS."""
+    """Validates AWS's tag rules beyond the model's lengths: no reserved ``aws:`` prefix, no key
+    twice in one request (AWS refuses the request rather than keeping one of them)."""
     result: dict[str, str] = {}
     for tag in tags or []:
         key = tag["TagKey"]
         if key.lower().startswith("aws:"):
             raise TagException("Tags beginning with aws: are reserved")
+        if key in result:
+            raise TagException("Duplicate tag keys")
         result[key] = tag["TagValue"]
     return result
 
 
+def check_new_key_tags(tags: dict[str, str]) -> None:
+    """CreateKey and ReplicateKey: more tags than a key may have is a TagException there."""
+    if len(tags) > MAX_TAGS_PER_KEY:
+        raise TagException("Too many tags")
+
+
 def check_tag_limit(existing: dict[str, str], new: dict[str, str]) -> None:
+    """TagResource: tags added to a key's existing ones beyond the quota."""
     if len(set(existing) | set(new)) > MAX_TAGS_PER_KEY:
         raise LimitExceededException(f"A KMS key can have at most {MAX_TAGS_PER_KEY} tags.")

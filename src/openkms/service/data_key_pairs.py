@@ -8,7 +8,7 @@ from typing import Any
 from openkms.crypto import asymmetric, keyspecs
 from openkms.domain.key import require_usable_for_crypto
 from openkms.errors import InvalidKeyUsageException, UnsupportedOperationException
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import is_symmetric, require_encrypt_decrypt, seal
@@ -26,11 +26,7 @@ def _generate(
         raise InvalidKeyUsageException(
             f"{key.arn} key spec is {key.key_spec}, which is not valid for {operation}."
         )
-    if req.get("Recipient"):
-        raise UnsupportedOperationException(
-            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
-            "openkms build does not have."
-        )
+    refuse_recipient(req)
     pair = keyspecs.data_key_pair_info(DataKeyPairSpec(req["KeyPairSpec"]))
     if pair.unsupported_reason is not None:
         raise UnsupportedOperationException(pair.unsupported_reason)

@@ -7,7 +7,7 @@ from typing import Any
 
 from openkms.domain.key import require_usable_for_crypto
 from openkms.errors import InvalidKeyUsageException, ValidationException
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import is_symmetric, require_encrypt_decrypt, seal
@@ -41,6 +41,7 @@ def _generate(
             f"{key.arn} key usage is {key.key_usage} and key spec is {key.key_spec}, "
             f"which is not valid for {operation}."
         )
+    refuse_recipient(req)
     dry_run(req)
     plaintext = os.urandom(length)
     blob, material_id = seal(rt, key, plaintext, req.get("EncryptionContext"))

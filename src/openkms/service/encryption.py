@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from openkms.domain import ciphertext
 from openkms.domain.key import KeyRecord, require_usable_for_crypto
 from openkms.errors import ValidationException, invalid_ciphertext
 from openkms.service import asymmetric_keys
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import (
@@ -61,7 +63,21 @@ def encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": used}
 
 
-def _decrypt_any(
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """The decrypting side of Decrypt and ReEncrypt, checked and ready to open: its key
+    resolved, authorized and in a usable state, its ciphertext parsed (symmetric)."""
+
+    key: KeyRecord
+    algorithm: str
+    blob: bytes
+    parsed: ciphertext.CiphertextBlob | None
+
+    def __repr__(self) -> str:
+        return f"_Source(key={self.key.arn!r}, algorithm={self.algorithm!r})"
+
+
+def _check_source(
     rt: Runtime,
     ctx: RequestContext,
     *,
@@ -71,8 +87,10 @@ def _decrypt_any(
     algorithm: str | None,
     action: str,
     req: dict[str, Any],
-) -> tuple[KeyRecord, bytes, str, str | None]:
-    """(key, plaintext, algorithm, material id) for Decrypt and ReEncrypt's source side."""
+) -> _Source:
+    """Every check of Decrypt and of ReEncrypt's source side, before any DryRun answer; with
+    DryRun and the IGNORE_CIPHERTEXT modifier the ciphertext is not looked at (the caller's
+    ``dry_run`` must come before ``_open_source``)."""
     if algorithm not in (None, SYMMETRIC_DEFAULT):
         if key_ref is None:
             raise ValidationException(
@@ -83,15 +101,15 @@ def _decrypt_any(
         require_usable_for_crypto(key)
         require_encrypt_decrypt(key, "Decrypt")
         asymmetric_keys.check_encryption(key, algorithm, context)
-        dry_run(req)
-        return key, asymmetric_keys.decrypt(rt, key, algorithm, blob), algorithm, None
+        return _Source(key, algorithm, blob, None)
     if IGNORE_CIPHERTEXT in (req.get("DryRunModifiers") or []) and req.get("DryRun"):
         if key_ref is None:
             raise ValidationException("KeyId is required with the IGNORE_CIPHERTEXT modifier.")
         key = rt.resolve_key(ctx, key_ref)
         rt.access.authorize_key(ctx, action, key, req)
         require_usable_for_crypto(key)
-        dry_run(req)
+        # Never opened: the caller's DryRun answer comes first.
+        return _Source(key, SYMMETRIC_DEFAULT, blob, None)
     key, parsed = key_for_blob(rt, ctx, blob, key_ref)
     rt.access.authorize_key(ctx, action, key, req)
     require_usable_for_crypto(key)
@@ -99,9 +117,19 @@ def _decrypt_any(
     if not is_symmetric(key):
         # A symmetric blob naming an asymmetric key is not a ciphertext of that key.
         raise invalid_ciphertext()
-    dry_run(req)
-    opened = open_blob(rt, key, parsed, context)
-    return key, opened.plaintext, SYMMETRIC_DEFAULT, opened.material_id
+    return _Source(key, SYMMETRIC_DEFAULT, blob, parsed)
+
+
+def _open_source(
+    rt: Runtime, source: _Source, context: dict[str, str] | None
+) -> tuple[bytes, str | None]:
+    """(plaintext, material id) of a checked source."""
+    if source.parsed is None:
+        if source.algorithm == SYMMETRIC_DEFAULT:  # IGNORE_CIPHERTEXT: never reached
+            raise invalid_ciphertext()
+        return asymmetric_keys.decrypt(rt, source.key, source.algorithm, source.blob), None
+    opened = open_blob(rt, source.key, source.parsed, context)
+    return opened.plaintext, opened.material_id
 
 
 def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -110,21 +138,26 @@ def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
             "constraint: Member must not be null"
         )
-    key, plaintext, algorithm, material_id = _decrypt_any(
+    context = req.get("EncryptionContext")
+    source = _check_source(
         rt,
         ctx,
         blob=req["CiphertextBlob"],
         key_ref=req.get("KeyId"),
-        context=req.get("EncryptionContext"),
+        context=context,
         algorithm=req.get("EncryptionAlgorithm"),
         action="kms:Decrypt",
         req=req,
     )
+    refuse_recipient(req)
+    dry_run(req)
+    plaintext, material_id = _open_source(rt, source, context)
+    key = source.key
     rt.note_usage(key, ctx)
     result: dict[str, Any] = {
         "KeyId": key.arn,
         "Plaintext": plaintext,
-        "EncryptionAlgorithm": algorithm,
+        "EncryptionAlgorithm": source.algorithm,
     }
     if material_id is not None:
         result["KeyMaterialId"] = material_id
@@ -137,6 +170,19 @@ def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
             "constraint: Member must not be null"
         )
+    # The source side first, as AWS: a ciphertext that SourceKeyId cannot decrypt is
+    # IncorrectKeyException whatever the destination key is.
+    source_context = req.get("SourceEncryptionContext")
+    source = _check_source(
+        rt,
+        ctx,
+        blob=req["CiphertextBlob"],
+        key_ref=req.get("SourceKeyId"),
+        context=source_context,
+        algorithm=req.get("SourceEncryptionAlgorithm"),
+        action="kms:ReEncryptFrom",
+        req=req,
+    )
     destination = rt.resolve_key(ctx, req["DestinationKeyId"])
     rt.access.authorize_key(ctx, "kms:ReEncryptTo", destination, req)
     dest_algorithm = req.get("DestinationEncryptionAlgorithm")
@@ -147,26 +193,18 @@ def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         require_symmetric_algorithm(destination, dest_algorithm)
     else:
         asymmetric_keys.check_encryption(destination, dest_algorithm, dest_context)
-    source, plaintext, src_algorithm, src_material = _decrypt_any(
-        rt,
-        ctx,
-        blob=req["CiphertextBlob"],
-        key_ref=req.get("SourceKeyId"),
-        context=req.get("SourceEncryptionContext"),
-        algorithm=req.get("SourceEncryptionAlgorithm"),
-        action="kms:ReEncryptFrom",
-        req=req,
-    )
+    dry_run(req)
+    plaintext, src_material = _open_source(rt, source, source_context)
     blob, dest_used, dest_material = _encrypt_with(
         rt, destination, plaintext, dest_context, dest_algorithm, "ReEncrypt"
     )
-    rt.note_usage(source, ctx)
+    rt.note_usage(source.key, ctx)
     rt.note_usage(destination, ctx)
     result: dict[str, Any] = {
         "CiphertextBlob": blob,
-        "SourceKeyId": source.arn,
+        "SourceKeyId": source.key.arn,
         "KeyId": destination.arn,
-        "SourceEncryptionAlgorithm": src_algorithm,
+        "SourceEncryptionAlgorithm": source.algorithm,
         "DestinationEncryptionAlgorithm": dest_used,
     }
     if src_material is not None:

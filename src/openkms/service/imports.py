@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from openkms.crypto import wrapping
-from openkms.domain.key import KeyRecord, pending_deletion_message
+from openkms.domain.key import KeyRecord, state_message
 from openkms.errors import (
     ExpiredImportTokenException,
     IncorrectKeyMaterialException,
@@ -62,7 +62,7 @@ def _require_external(key: KeyRecord) -> None:
 
 def _require_not_deleting(key: KeyRecord) -> None:
     if key.state in (KeyState.PENDING_DELETION.value, KeyState.PENDING_REPLICA_DELETION.value):
-        raise KMSInvalidStateException(pending_deletion_message(key.arn))
+        raise KMSInvalidStateException(state_message(key))
 
 
 def get_parameters_for_import(
@@ -121,7 +121,7 @@ def import_key_material(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
     if model == "KEY_MATERIAL_EXPIRES":
         if valid_to is None:
             raise ValidationException(
-                "A ValidTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES"
+                "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES"
             )
         if valid_to <= ctx.now or valid_to > ctx.now + MAX_VALID_TO_SECONDS:
             raise ValidationException(
@@ -189,6 +189,21 @@ def import_key_material(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
             raise UnsupportedOperationException(
                 "Only symmetric encryption keys can rotate to new imported key material."
             )
+        if pending_rotation:
+            waiting = next(
+                (
+                    m.material_id
+                    for m in rt.storage.list_materials(key.arn)
+                    if m.state == "PENDING_ROTATION"
+                ),
+                None,
+            )
+            if waiting is not None:
+                raise KMSInvalidStateException(
+                    f"New key material (id: {material_id}) cannot be imported into KMS key "
+                    f"{key.key_id}, because another key material (id: {waiting}) is pending "
+                    "rotation."
+                )
         rt.storage.put_material(
             MaterialRecord(
                 key_arn=key.arn,
@@ -233,7 +248,9 @@ def _drop_material(rt: Runtime, key: KeyRecord, material_id: str | None) -> KeyR
             rt.material_cache.pop((key.arn, m.material_id))
     changes: dict[str, Any] = {}
     if material_id is None or material_id == key.current_material_id:
-        changes = {"current_material_id": None, "valid_to": None, "expiration_model": None}
+        # The key keeps naming its current material (DescribeKey still shows
+        # CurrentKeyMaterialId, as AWS does); re-importing it makes the key usable again.
+        changes = {"valid_to": None, "expiration_model": None}
         if key.state != KeyState.PENDING_DELETION.value:
             changes["state"] = KeyState.PENDING_IMPORT.value
     updated = key.with_changes(**changes)

@@ -11,9 +11,9 @@ from typing import Any
 from openkms.crypto.aead import new_symmetric_material
 from openkms.domain.key import (
     KeyRecord,
-    pending_deletion_message,
     require_enable_disable_allowed,
     require_not_pending_deletion,
+    state_message,
 )
 from openkms.errors import (
     KMSInvalidStateException,
@@ -22,7 +22,7 @@ from openkms.errors import (
     ValidationException,
 )
 from openkms.service import asymmetric_keys, custom_key_stores, key_policies, multi_region
-from openkms.service.common import check_tag_limit, decode_marker, page, tags_from_request
+from openkms.service.common import check_new_key_tags, decode_marker, page, tags_from_request
 from openkms.service.context import RequestContext
 from openkms.service.metadata import key_metadata
 from openkms.service.multi_region import new_multi_region_key_id as multi_region_key_id
@@ -80,7 +80,7 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
             "CustomKeyStoreId and XksKeyId need Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE."
         )
     tags = tags_from_request(req.get("Tags"))
-    check_tag_limit({}, tags)
+    check_new_key_tags(tags)
     rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
     account = ctx.principal.account_id
     is_multi_region = bool(req.get("MultiRegion"))
@@ -227,10 +227,12 @@ def schedule_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
         )
     with rt.storage.transaction():
         key = _reload(rt, key)
-        if key.state in (KeyState.PENDING_DELETION.value, KeyState.PENDING_REPLICA_DELETION.value):
-            raise KMSInvalidStateException(pending_deletion_message(key.arn))
-        if key.state == KeyState.UPDATING.value:
-            raise KMSInvalidStateException(f"{key.arn} is Updating.")
+        if key.state in (
+            KeyState.PENDING_DELETION.value,
+            KeyState.PENDING_REPLICA_DELETION.value,
+            KeyState.UPDATING.value,
+        ):
+            raise KMSInvalidStateException(state_message(key))
         replicas = [
             k
             for k in multi_region.related(rt, key)

@@ -17,7 +17,7 @@ from openkms.errors import (
     ValidationException,
 )
 from openkms.service import key_policies
-from openkms.service.common import check_tag_limit, tags_from_request
+from openkms.service.common import check_new_key_tags, tags_from_request
 from openkms.service.context import RequestContext
 from openkms.service.metadata import key_metadata
 from openkms.service.runtime import Runtime
@@ -115,9 +115,7 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
             f"{source.arn} is not a multi-Region key. Only multi-Region keys can be replicated."
         )
     if key_type(source) != PRIMARY:
-        raise UnsupportedOperationException(
-            f"{source.arn} is a replica key. Only a primary key can be replicated."
-        )
+        raise UnsupportedOperationException(f"{source.arn} is not a multi-region primary key.")
     if source.state != KeyState.PENDING_IMPORT.value:
         require_usable_for_crypto(source)
     region = req["ReplicaRegion"]
@@ -127,7 +125,7 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
         )
     rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
     tags = tags_from_request(req.get("Tags"))
-    check_tag_limit({}, tags)
+    check_new_key_tags(tags)
     arn = rt.key_arn_for(source.account_id, region, source.key_id)
     policy = req.get("Policy")
     if policy is None:
@@ -145,7 +143,8 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
     replica = source.with_changes(
         arn=arn,
         region=region,
-        description=req.get("Description") or source.description,
+        # Not a shared property: a replica's description is its own, empty unless given.
+        description=req.get("Description") or "",
         policy=policy,
         created_at=ctx.now,
         state=KeyState.PENDING_IMPORT.value if external else KeyState.ENABLED.value,
@@ -174,11 +173,13 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
             rt.storage.put_tags(arn, tags)
     ctx.resources.append(arn)
     keys = related(rt, replica)
-    return {
-        "ReplicaKeyMetadata": key_metadata(replica, keys),
-        "ReplicaPolicy": policy,
-        "ReplicaTags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()],
-    }
+    metadata = key_metadata(replica, keys)
+    # AWS's answer describes the replica as it is being created: no current material yet.
+    metadata.pop("CurrentKeyMaterialId", None)
+    result: dict[str, Any] = {"ReplicaKeyMetadata": metadata, "ReplicaPolicy": policy}
+    if tags:
+        result["ReplicaTags"] = [{"TagKey": k, "TagValue": v} for k, v in tags.items()]
+    return result
 
 
 def update_primary_region(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from openkms.crypto.aead import new_symmetric_material
-from openkms.domain.key import KeyRecord, pending_deletion_message
+from openkms.domain.key import KeyRecord, state_error
 from openkms.errors import (
-    DisabledException,
     KMSInvalidStateException,
     LimitExceededException,
     NotFoundException,
@@ -45,12 +44,8 @@ def _require_rotatable(key: KeyRecord, *, on_demand: bool = False) -> None:
 
 
 def _require_state_for_rotation_change(key: KeyRecord) -> None:
-    if key.state == KeyState.DISABLED.value:
-        raise DisabledException(f"{key.arn} is disabled.")
-    if key.state in (KeyState.PENDING_DELETION.value, KeyState.PENDING_REPLICA_DELETION.value):
-        raise KMSInvalidStateException(pending_deletion_message(key.arn))
     if key.state != KeyState.ENABLED.value:
-        raise KMSInvalidStateException(f"{key.arn} is {key.state}.")
+        raise state_error(key)
 
 
 def _fresh(rt: Runtime, arn: str) -> KeyRecord:
@@ -125,9 +120,8 @@ def _rotate(rt: Runtime, key: KeyRecord, now: float, rotation_type: str) -> KeyR
     if key.origin == OriginType.EXTERNAL.value:
         pending = [m for m in rt.storage.list_materials(key.arn) if m.state == "PENDING_ROTATION"]
         if not pending:
-            raise UnsupportedOperationException(
-                f"{key.arn} has imported key material; import new key material with ImportType "
-                "NEW_KEY_MATERIAL before rotating on demand."
+            raise KMSInvalidStateException(
+                f"No available key material pending rotation for the key: {key.arn}."
             )
         new = pending[-1]
         material_id = new.material_id
@@ -181,13 +175,17 @@ def rotate_key_on_demand(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) 
     rt.access.authorize_key(ctx, "kms:RotateKeyOnDemand", key, req)
     with rt.storage.transaction():
         key = _fresh(rt, key.arn)
+        # The key state first: a disabled RSA key is DisabledException, as in AWS.
+        _require_state_for_rotation_change(key)
+        if key.key_spec != KeySpec.SYMMETRIC_DEFAULT.value:
+            # AWS answers this one without a message.
+            raise UnsupportedOperationException()
         _require_rotatable(key, on_demand=True)
         require_primary(key, "RotateKeyOnDemand")
-        _require_state_for_rotation_change(key)
         if key.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
             raise LimitExceededException(
-                f"The on-demand rotation limit of {MAX_ON_DEMAND_ROTATIONS} for {key.arn} "
-                "has been reached."
+                "The on-demand rotations limit has been reached for the given keyId. "
+                f"No more on-demand rotations can be performed for this key: {key.arn}"
             )
         _rotate(rt, key, ctx.now, "ON_DEMAND")
     rt.forget_key(key.arn)
