@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from openkms.quotas import check_overrides
+
 ENV_SETTINGS = "OPENKMS_SETTINGS_JSON"
 ENV_ROOT_KEY = "OPENKMS_ROOT_KEY"
 ENV_ROOT_KEY_PASSPHRASE = "OPENKMS_ROOT_KEY_PASSPHRASE"  # noqa: S105 - a variable name
@@ -165,8 +167,6 @@ class Settings:
                 "sealed: development mode and accept_any_credentials cannot start sealed"
             )
         if self.custom_key_store_clusters:
-            from openkms.keystores import read_clusters_file
-
             read_clusters_file(self.custom_key_store_clusters)
         if self.xks_proxy_ca_file and not Path(self.xks_proxy_ca_file).is_file():
             raise SettingsError(f"xks_proxy_ca_file: {self.xks_proxy_ca_file} is not a file")
@@ -215,8 +215,6 @@ class Settings:
         if not self.shutdown_timeout_seconds >= 0:
             raise SettingsError("shutdown_timeout_seconds: must be 0 or more")
         if self.rate_limit_overrides:
-            from openkms.http.ratelimit import check_overrides
-
             try:
                 check_overrides(self.rate_limit_overrides)
             except ValueError as exc:
@@ -300,6 +298,56 @@ def pkcs11_pin(settings: Settings) -> str | None:
             raise SettingsError(f"pkcs11_pin_file: {path} is empty")
         return pin
     return os.environ.get(ENV_PKCS11_PIN) or None
+
+
+# --- Custom key store clusters (docs/custom-key-stores.md) ---------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """What a CloudHsmClusterId stands for here: a PKCS#11 module and one token in it."""
+
+    cluster_id: str
+    module: str
+    token_label: str
+    trust_anchor_certificate: str | None = None  # PEM text; None: any certificate is accepted
+
+
+def read_clusters_file(path: str | Path) -> dict[str, ClusterConfig]:
+    """Parses the cluster mapping file::
+
+    [clusters.cluster-1234567890abc]
+    pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label = "kms-cluster-1"
+    trust_anchor_certificate_file = "/etc/openkms/customerCA.crt"   # optional
+    """
+    file = Path(path)
+    try:
+        data: dict[str, Any] = tomllib.loads(file.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"custom_key_store_clusters: cannot read {file}: {exc}") from None
+    clusters: dict[str, ClusterConfig] = {}
+    table = data.get("clusters", {})
+    if not isinstance(table, dict):
+        raise SettingsError("custom_key_store_clusters: [clusters] must be a table")
+    for cluster_id, entry in table.items():
+        if not isinstance(entry, dict):
+            raise SettingsError(f"custom_key_store_clusters: {cluster_id} must be a table")
+        module = entry.get("pkcs11_module")
+        label = entry.get("token_label")
+        if not isinstance(module, str) or not isinstance(label, str):
+            raise SettingsError(
+                f"custom_key_store_clusters: {cluster_id} needs pkcs11_module and token_label"
+            )
+        anchor = None
+        anchor_file = entry.get("trust_anchor_certificate_file")
+        if isinstance(anchor_file, str):
+            try:
+                anchor = (file.parent / anchor_file).read_text()
+            except OSError as exc:
+                raise SettingsError(
+                    f"custom_key_store_clusters: {cluster_id}: cannot read {anchor_file}: {exc}"
+                ) from None
+        clusters[cluster_id] = ClusterConfig(cluster_id, module, label, anchor)
+    return clusters
 
 
 # --- Configuration file and environment -----------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from openkms.config import ClusterConfig
 from openkms.errors import (
     CloudHsmClusterInUseException,
     CloudHsmClusterNotFoundException,
@@ -29,7 +30,7 @@ from openkms.errors import (
     XksProxyUriInUseException,
     XksProxyUriUnreachableException,
 )
-from openkms.keystores import ClusterConfig, KeyStoreSettings, attach_keystore_settings
+from openkms.keystores import KeyStoreSettings, attach_keystore_settings
 from openkms.service import custom_key_stores as cks
 from openkms.service import data_keys, encryption, keys, random, rotation
 from tests.integration.xks_proxy import URI_PATH, XksProxy

@@ -10,12 +10,11 @@ to; the system's trust store when unset). docs/custom-key-stores.md describes bo
 from __future__ import annotations
 
 import threading
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from openkms.config import Settings, SettingsError, settings_from_env
+# The cluster file is parsed with the other settings (config.py reads every file).
+from openkms.config import ClusterConfig, Settings, read_clusters_file, settings_from_env
 
 DEFAULT_XKS_TIMEOUT_SECONDS = 5.0
 
@@ -30,59 +29,10 @@ class StoreConnectionError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class ClusterConfig:
-    """What a CloudHsmClusterId stands for here: a PKCS#11 module and one token in it."""
-
-    cluster_id: str
-    module: str
-    token_label: str
-    trust_anchor_certificate: str | None = None  # PEM text; None: any certificate is accepted
-
-
-@dataclass(frozen=True, slots=True)
 class KeyStoreSettings:
     clusters: dict[str, ClusterConfig] = field(default_factory=dict)
     xks_ca_file: str | None = None
     xks_timeout_seconds: float = DEFAULT_XKS_TIMEOUT_SECONDS
-
-
-def read_clusters_file(path: str | Path) -> dict[str, ClusterConfig]:
-    """Parses the cluster mapping file::
-
-    [clusters.cluster-1234567890abc]
-    pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
-    token_label = "kms-cluster-1"
-    trust_anchor_certificate_file = "/etc/openkms/customerCA.crt"   # optional
-    """
-    file = Path(path)
-    try:
-        data: dict[str, Any] = tomllib.loads(file.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"custom_key_store_clusters: cannot read {file}: {exc}") from None
-    clusters: dict[str, ClusterConfig] = {}
-    table = data.get("clusters", {})
-    if not isinstance(table, dict):
-        raise SettingsError("custom_key_store_clusters: [clusters] must be a table")
-    for cluster_id, entry in table.items():
-        if not isinstance(entry, dict):
-            raise SettingsError(f"custom_key_store_clusters: {cluster_id} must be a table")
-        module = entry.get("pkcs11_module")
-        label = entry.get("token_label")
-        if not isinstance(module, str) or not isinstance(label, str):
-            raise SettingsError(
-                f"custom_key_store_clusters: {cluster_id} needs pkcs11_module and token_label"
-            )
-        anchor = None
-        anchor_file = entry.get("trust_anchor_certificate_file")
-        if isinstance(anchor_file, str):
-            try:
-                anchor = (file.parent / anchor_file).read_text()
-            except OSError as exc:
-                raise SettingsError(
-                    f"custom_key_store_clusters: {cluster_id}: cannot read {anchor_file}: {exc}"
-                ) from None
-        clusters[cluster_id] = ClusterConfig(cluster_id, module, label, anchor)
-    return clusters
 
 
 def settings_for(settings: Settings) -> KeyStoreSettings:

@@ -19,7 +19,8 @@ import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.mechanisms import GCMParams
 
-from openkms.keystores import ClusterConfig, StoreConnectionError
+from openkms.config import ClusterConfig
+from openkms.keystores import StoreConnectionError
 from openkms.rootoftrust.pkcs11 import (
     _PIN_ERRORS,
     KEY_TEMPLATE,

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from openkms.config import ClusterConfig
 from openkms.crypto.aead import IV_LEN, TAG_LEN
 from openkms.crypto.encryption_context import canonical_context
 from openkms.domain import ciphertext
@@ -63,11 +64,7 @@ from openkms.errors import (
     XksProxyUriUnreachableException,
     invalid_ciphertext,
 )
-from openkms.keystores import (
-    ClusterConfig,
-    StoreConnectionError,
-    keystore_settings,
-)
+from openkms.keystores import StoreConnectionError, keystore_settings
 from openkms.rootoftrust.aad import CUSTOM_KEY_STORE_KIND, custom_key_store_secret_aad
 from openkms.rootoftrust.base import RootOfTrustError
 from openkms.service.common import decode_marker, page
