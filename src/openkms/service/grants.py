@@ -12,10 +12,12 @@ from typing import Any
 
 import orjson
 
+from openkms.domain.arn import parse_arn
 from openkms.domain.grant import GrantRecord, decode_token, encode_token
 from openkms.domain.key import KeyRecord, require_usable_for_crypto
 from openkms.errors import (
     AccessDeniedException,
+    InvalidArnException,
     InvalidGrantIdException,
     InvalidGrantTokenException,
     LimitExceededException,
@@ -183,17 +185,50 @@ def list_grants(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
     return result
 
 
+def _principal_account(principal: str) -> str | None:
+    """The account of a principal ARN (``arn:aws:iam::A:...``, ``arn:aws:sts::A:...``) or of a
+    bare account id; None for anything else."""
+    if principal.isdigit() and len(principal) == 12:
+        return principal
+    arn = parse_arn(principal)
+    if arn is None or arn.service not in ("iam", "sts"):
+        return None
+    account = arn.account_id
+    return account if account.isdigit() and len(account) == 12 else None
+
+
 def list_retirable_grants(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    principal = req.get("RetiringPrincipal") or req.get("RetiringServicePrincipal")
-    if not principal:
+    """AWS: "You must specify a principal in your Amazon Web Services account"; the authorized
+    resource is that principal. Grants on keys of other accounts that name it are listed; a
+    service principal's grants only on the caller's account's keys."""
+    principal = req.get("RetiringPrincipal")
+    service = req.get("RetiringServicePrincipal")
+    caller_account = ctx.principal.account_id
+    if principal:
+        account = _principal_account(principal)
+        if account is None:
+            raise InvalidArnException(f"{principal} is not a valid principal ARN.")
+        if account != caller_account:
+            raise AccessDeniedException(
+                f"User: {ctx.principal.arn} is not authorized to perform: "
+                f"kms:ListRetirableGrants on resource: {principal} because the retiring "
+                "principal is not in the caller's account"
+            )
+        rt.access.authorize_account(ctx, "kms:ListRetirableGrants", principal, req)
+    elif service:
+        principal = service
+        rt.access.authorize_account(ctx, "kms:ListRetirableGrants", "*", req)
+    else:
         raise ValidationException("RetiringPrincipal is required.")
-    rt.access.authorize_account(ctx, "kms:ListRetirableGrants", "*", req)
     limit = req.get("Limit") or 50
     after = decode_marker(req.get("Marker"))
     index = rt.storage.list_documents(KIND_RETIRING, principal, after=after, limit=limit + 1)
     grants = []
     for grant_id, key_arn_json in index:
-        grant = load_grant(rt, orjson.loads(key_arn_json), grant_id)
+        key_arn = orjson.loads(key_arn_json)
+        if service and not _in_account(key_arn, caller_account):
+            continue
+        grant = load_grant(rt, key_arn, grant_id)
         if grant is not None:
             grants.append(grant)
     result: dict[str, Any] = {"Grants": [_entry(g) for g in grants[:limit]]}
@@ -201,6 +236,11 @@ def list_retirable_grants(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
     if len(index) > limit:
         result["NextMarker"] = encode_marker(index[limit - 1][0])
     return result
+
+
+def _in_account(arn: str, account_id: str) -> bool:
+    parsed = parse_arn(arn)
+    return parsed is not None and parsed.account_id == account_id
 
 
 def _delete(rt: Runtime, grant: GrantRecord) -> None:
