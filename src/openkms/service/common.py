@@ -12,6 +12,7 @@ from openkms.errors import (
     InvalidMarkerException,
     LimitExceededException,
     TagException,
+    UnsupportedOperationException,
 )
 
 MAX_TAGS_PER_KEY = 50
@@ -44,6 +45,20 @@ def page(items: Sequence[Any], limit: int, last_of: Any) -> dict[str, Any]:
     if len(items) > limit:
         return {"Truncated": True, "NextMarker": encode_marker(last_of(items[limit - 1]))}
     return {"Truncated": False}
+
+
+RECIPIENT_UNSUPPORTED = (
+    "Recipient (attested requests from AWS Nitro Enclaves and NitroTPM) is not supported: "
+    "openkms cannot verify attestation documents, so it does not answer such a request at all "
+    "rather than return the plaintext unencrypted."
+)
+
+
+def refuse_recipient(req: dict[str, Any]) -> None:
+    """Every operation with a ``Recipient`` member calls this first: an attested request, even
+    with an empty RecipientInfo, is refused before anything else happens."""
+    if req.get("Recipient") is not None:
+        raise UnsupportedOperationException(RECIPIENT_UNSUPPORTED)
 
 
 def dry_run(req: dict[str, Any]) -> None:

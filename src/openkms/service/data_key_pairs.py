@@ -8,7 +8,7 @@ from typing import Any
 from openkms.crypto import asymmetric, keyspecs
 from openkms.domain.key import require_usable_for_crypto
 from openkms.errors import InvalidKeyUsageException, UnsupportedOperationException
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import is_symmetric, require_encrypt_decrypt, seal
@@ -18,6 +18,7 @@ from openkms.types import DataKeyPairSpec
 def _generate(
     rt: Runtime, ctx: RequestContext, req: dict[str, Any], action: str, operation: str
 ) -> dict[str, Any]:
+    refuse_recipient(req)
     key = rt.resolve_key(ctx, req["KeyId"])
     rt.access.authorize_key(ctx, action, key, req)
     require_usable_for_crypto(key)
@@ -25,11 +26,6 @@ def _generate(
     if not is_symmetric(key):
         raise InvalidKeyUsageException(
             f"{key.arn} key spec is {key.key_spec}, which is not valid for {operation}."
-        )
-    if req.get("Recipient"):
-        raise UnsupportedOperationException(
-            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
-            "openkms build does not have."
         )
     pair = keyspecs.data_key_pair_info(DataKeyPairSpec(req["KeyPairSpec"]))
     if pair.unsupported_reason is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from openkms.domain.key import require_usable_for_crypto
 from openkms.errors import InvalidKeyUsageException, ValidationException
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import is_symmetric, require_encrypt_decrypt, seal
@@ -31,6 +31,7 @@ def _data_key_length(req: dict[str, Any]) -> int:
 def _generate(
     rt: Runtime, ctx: RequestContext, req: dict[str, Any], action: str, operation: str
 ) -> dict[str, Any]:
+    refuse_recipient(req)
     key = rt.resolve_key(ctx, req["KeyId"])
     rt.access.authorize_key(ctx, action, key, req)
     length = _data_key_length(req)

@@ -7,7 +7,7 @@ from typing import Any
 from openkms.domain.key import KeyRecord, require_usable_for_crypto
 from openkms.errors import ValidationException, invalid_ciphertext
 from openkms.service import asymmetric_keys
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import (
@@ -105,6 +105,7 @@ def _decrypt_any(
 
 
 def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    refuse_recipient(req)
     if "CiphertextBlob" not in req:
         raise ValidationException(
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "

@@ -6,24 +6,19 @@ from typing import Any
 
 from openkms.crypto import agreement, kem
 from openkms.domain.key import require_usable_for_crypto
-from openkms.errors import UnsupportedOperationException
 from openkms.service.asymmetric_keys import private_handle, require_usage
-from openkms.service.common import dry_run
+from openkms.service.common import dry_run, refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.types import EncapsulationAlgorithmSpec, KeyAgreementAlgorithmSpec, KeyUsageType
 
 
 def derive_shared_secret(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    refuse_recipient(req)
     key = rt.resolve_key(ctx, req["KeyId"])
     rt.access.authorize_key(ctx, "kms:DeriveSharedSecret", key, req)
     require_usable_for_crypto(key)
     require_usage(key, KeyUsageType.KEY_AGREEMENT, "DeriveSharedSecret")
-    if req.get("Recipient"):
-        raise UnsupportedOperationException(
-            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
-            "openkms build does not have."
-        )
     algorithm = KeyAgreementAlgorithmSpec(req["KeyAgreementAlgorithm"])
     handle = private_handle(rt, key)
     secret = agreement.derive_shared_secret(handle, algorithm, req["PublicKey"])

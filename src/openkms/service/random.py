@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from openkms.errors import UnsupportedOperationException, ValidationException
+from openkms.errors import ValidationException
+from openkms.service.common import refuse_recipient
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 
 
 def generate_random(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    refuse_recipient(req)
     rt.access.authorize_account(ctx, "kms:GenerateRandom", "*", req)
-    if req.get("Recipient"):
-        raise UnsupportedOperationException(
-            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
-            "openkms build does not have."
-        )
     count = req.get("NumberOfBytes")
     if count is None:
         raise ValidationException("NumberOfBytes is required.")
