@@ -122,6 +122,8 @@ def request_context(
         "aws:principaltype": (_PRINCIPAL_TYPES.get(principal.kind, "User"),),
         "aws:userid": (principal.user_id,),
         "aws:principalarn": (principal.arn,),
+        "aws:principalisawsservice": ("false",),
+        "aws:viaawsservice": ("false",),
     }
     if principal.kind == "user":
         context["aws:username"] = (principal.arn.rsplit("/", 1)[-1],)

@@ -42,6 +42,9 @@ class Identity:
     session_policies: tuple[PolicyDocument, ...]
     tags: Mapping[str, str]
     generation: int = 0
+    # The IAM role ARN (with its path) behind a role session: the session's aws:PrincipalArn,
+    # and the role its key-policy and grant principals are matched against.
+    role_arn: str | None = None
 
 
 _ROOT_IDENTITY = Identity((), (), {})
@@ -62,8 +65,6 @@ class PolicyAccessController:
         self._identities: TtlCache[str, Identity] = TtlCache(
             50_000, runtime.settings.cache_ttl_seconds
         )
-        # A session's role never changes; only its existence does (checked per identity load).
-        self._role_arns: TtlCache[str, str] = TtlCache(50_000, 3600.0)
         # Allow decisions, for at most the cache TTL. The evaluator is a pure function of the
         # policies, the principal, the action, the key and the condition keys it looked up, so a
         # decision is stored under the names it asked for and their values: a request on which
@@ -88,7 +89,9 @@ class PolicyAccessController:
         req = req or {}
         principal = ctx.principal
         identity = self._identity(principal)
-        keys = ConditionKeys(ctx, action, key, req, identity.tags, self._rt.storage)
+        keys = ConditionKeys(
+            ctx, action, key, req, identity.tags, self._rt.storage, identity.role_arn
+        )
         # Grants are evaluated each time: a revoked grant must stop working at once.
         cacheable = not req.get("GrantTokens") and not self._rt.grants(key.arn)
         decision_key: _DecisionKey = (
@@ -105,7 +108,7 @@ class PolicyAccessController:
                 (decision_key, tuple([keys.get(n) for n in names]))
             ):
                 return
-        facts = self._facts(ctx, action, key.arn, key.account_id, keys)
+        facts = self._facts(ctx, action, key.arn, key.account_id, keys, identity)
         grants = self._grants(ctx, action, key, req) if not cacheable else []
         decision = evaluate_kms(
             parse_key_policy(key.policy),
@@ -133,8 +136,10 @@ class PolicyAccessController:
     ) -> None:
         req = req or {}
         identity = self._identity(ctx.principal)
-        keys = ConditionKeys(ctx, action, None, req, identity.tags, self._rt.storage)
-        facts = self._facts(ctx, action, resource, ctx.principal.account_id, keys)
+        keys = ConditionKeys(
+            ctx, action, None, req, identity.tags, self._rt.storage, identity.role_arn
+        )
+        facts = self._facts(ctx, action, resource, ctx.principal.account_id, keys, identity)
         decision = evaluate_identity(
             identity.policies,
             facts,
@@ -152,8 +157,10 @@ class PolicyAccessController:
         if bypass:
             return
         identity = self._identity(ctx.principal)
-        keys = ConditionKeys(ctx, "kms:PutKeyPolicy", None, {}, identity.tags, self._rt.storage)
-        facts = self._facts(ctx, "kms:PutKeyPolicy", key_arn, account_id, keys)
+        keys = ConditionKeys(
+            ctx, "kms:PutKeyPolicy", None, {}, identity.tags, self._rt.storage, identity.role_arn
+        )
+        facts = self._facts(ctx, "kms:PutKeyPolicy", key_arn, account_id, keys, identity)
         if not lockout_check_passes(
             document,
             facts,
@@ -173,6 +180,7 @@ class PolicyAccessController:
         cached = self._identities.get(cache_key)
         if cached is not None:
             return cached
+        from openkms.iam.authz import role_arn_of
         from openkms.iam.principals import (
             identity_policies_for,
             principal_tags_for,
@@ -204,6 +212,7 @@ class PolicyAccessController:
             tuple(sessions),
             principal_tags_for(storage, principal),
             self._generation,
+            role_arn_of(storage, principal),
         )
         self._identities.put(cache_key, identity)
         return identity
@@ -215,34 +224,19 @@ class PolicyAccessController:
         resource: str,
         resource_account: str | None,
         context: Mapping[str, tuple[str, ...]],
+        identity: Identity,
     ) -> RequestFacts:
         principal = ctx.principal
-        role_arn = None
-        if principal.kind == "assumed-role":
-            role_arn = self._role_arn(principal)
         return RequestFacts(
             principal_arn=principal.arn,
             principal_account=principal.account_id,
             principal_type=PRINCIPAL_TYPES.get(principal.kind, "User"),
-            principal_role_arn=role_arn,
+            principal_role_arn=identity.role_arn,
             action=action,
             resource=resource,
             resource_account=resource_account,
             context=context,
         )
-
-    def _role_arn(self, principal: Principal) -> str | None:
-        """The role ARN (with its path) behind a session, as policies name it."""
-        cache_key = f"role|{principal.access_key_id}"
-        cached = self._role_arns.get(cache_key)
-        if cached is not None:
-            return cached
-        from openkms.iam.authz import role_arn_of
-
-        role_arn = role_arn_of(self._rt.storage, principal)
-        if role_arn is not None:
-            self._role_arns.put(cache_key, role_arn)
-        return role_arn
 
     def _grants(
         self, ctx: RequestContext, action: str, key: KeyRecord, req: Mapping[str, Any]

@@ -66,6 +66,7 @@ class ConditionKeys(Mapping[str, Values]):
         "_action",
         "_ctx",
         "_key",
+        "_principal_arn",
         "_req",
         "_storage",
         "_tags",
@@ -82,8 +83,11 @@ class ConditionKeys(Mapping[str, Values]):
         req: Mapping[str, Any],
         principal_tags: Mapping[str, str],
         storage: Any,
+        role_arn: str | None = None,
     ) -> None:
+        """``role_arn`` is the role behind a role session: its aws:PrincipalArn."""
         self._ctx = ctx
+        self._principal_arn = role_arn if role_arn is not None else ctx.principal.arn
         self._action = action
         self._key = key
         self._req = req
@@ -248,11 +252,18 @@ def _mr_type(key: KeyRecord) -> str | None:
 
 
 _SIMPLE: dict[str, Callable[[ConditionKeys], Values | None]] = {
-    "aws:principalarn": lambda k: (k._ctx.principal.arn,),
+    # A role session's aws:PrincipalArn is its role's ARN, not the session ARN (AWS "global
+    # condition context keys"); aws:userid is the account id, AIDA... or ROLEID:session-name.
+    "aws:principalarn": lambda k: (k._principal_arn,),
     "aws:principalaccount": lambda k: (k._ctx.principal.account_id,),
     "aws:principaltype": lambda k: (PRINCIPAL_TYPES.get(k._ctx.principal.kind, "User"),),
     "aws:userid": lambda k: (k._ctx.principal.user_id,),
     "aws:username": _username,
+    "aws:principalisawsservice": lambda k: ("false",),
+    "aws:viaawsservice": lambda k: ("false",),
+    "aws:resourceaccount": lambda k: (
+        (k._key.account_id,) if k._key is not None else (k._ctx.principal.account_id,)
+    ),
     "aws:currenttime": _current_time,
     "aws:epochtime": lambda k: (str(int(k._ctx.now)),),
     "aws:securetransport": lambda k: ("true" if k._ctx.secure_transport else "false",),
