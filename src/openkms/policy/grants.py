@@ -7,6 +7,9 @@ Rules (kms-rules §5, AWS "Grants in AWS KMS" and the ``GrantConstraints`` API r
   constraint's pairs (any order); ``EncryptionContextSubset`` when the request includes every pair
   of the constraint (more pairs are fine). Inside a constraint keys compare case-insensitively and
   values case-sensitively. When both are present, both must hold.
+* A request encryption context with two keys that differ only in case (``Tenant`` and
+  ``tenant``) satisfies no constraint: which pair a case-insensitive constraint would read is
+  undefined, and taking the first or the last would let the caller choose by ordering the pairs.
 * Constraints are ignored for ``DescribeKey`` and ``RetireGrant``. For ``CreateGrant`` the
   constraint is checked on the grant being created (:func:`is_subset_grant`), not on a request
   encryption context.
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GrantConstraints",
     "GrantFacts",
+    "case_collision",
     "constraints_allow",
     "grant_allows",
     "grantee_match",
@@ -58,6 +62,17 @@ def _fold(pairs: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in pairs.items()}
 
 
+def case_collision(pairs: Mapping[str, str] | None) -> str | None:
+    """The lower-cased key that two keys of ``pairs`` share when case is ignored, or None."""
+    seen: set[str] = set()
+    for key in pairs or ():
+        folded = key.lower()
+        if folded in seen:
+            return folded
+        seen.add(folded)
+    return None
+
+
 def _operation_name(operation: str) -> str:
     return operation[4:] if operation[:4].lower() == "kms:" else operation
 
@@ -68,6 +83,8 @@ def constraints_allow(
     """Whether a request encryption context satisfies the constraints."""
     if constraints is None:
         return True
+    if case_collision(encryption_context) is not None:
+        return False
     context = _fold(encryption_context or {})
     equals = constraints.encryption_context_equals
     if equals is not None and _fold(equals) != context:

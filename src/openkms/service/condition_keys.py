@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from openkms.domain.key import KeyRecord
+from openkms.errors import AccessDeniedException
 from openkms.service.context import RequestContext
 
 PRINCIPAL_TYPES = {"root": "Account", "user": "User", "assumed-role": "AssumedRole"}
@@ -135,7 +136,7 @@ class ConditionKeys(Mapping[str, Values]):
                 return None
             return (str(value).lower() if isinstance(value, bool) else str(value),)
         if name.startswith(_EC_PREFIX):
-            return _last_case_insensitive(self._context(), name[len(_EC_PREFIX) :])
+            return _context_value(self._context(), name[len(_EC_PREFIX) :])
         if name.startswith(_PRINCIPAL_TAG):
             return _last_case_insensitive(self._tags, name[len(_PRINCIPAL_TAG) :])
         if name.startswith(_REQUEST_TAG):
@@ -185,6 +186,24 @@ class ConditionKeys(Mapping[str, Values]):
         aliases = self._storage.list_aliases(key.account_id, key.region, key.key_id, None, 51)
         # AWS evaluates this key only for keys with at most 50 aliases.
         return tuple(a.alias_name for a in aliases) if len(aliases) <= 50 else None
+
+
+def _context_value(pairs: Mapping[str, str] | None, wanted: str) -> Values | None:
+    """``kms:EncryptionContext:<wanted>``. Condition key names are case-insensitive while the
+    encryption context is not: when two of its keys fold to ``wanted``, the condition has no
+    single value, and answering either would let the caller pick it by ordering the pairs, so
+    the request is denied."""
+    found: Values | None = None
+    for k, v in (pairs or {}).items():
+        if k.lower() == wanted:
+            if found is not None:
+                raise AccessDeniedException(
+                    f"The encryption context has more than one key named {wanted!r} when case is "
+                    f"ignored, so a kms:EncryptionContext:{wanted} condition cannot be evaluated "
+                    "for this request."
+                )
+            found = (v,)
+    return found
 
 
 def _last_case_insensitive(pairs: Mapping[str, str] | None, wanted: str) -> Values | None:

@@ -24,7 +24,7 @@ from openkms.errors import (
     NotFoundException,
     ValidationException,
 )
-from openkms.policy.grants import operations_valid_for_key
+from openkms.policy.grants import case_collision, operations_valid_for_key
 from openkms.service.common import decode_marker, dry_run, encode_marker
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
@@ -97,6 +97,13 @@ def create_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
         raise ValidationException(
             "Encryption context grant constraints are valid only for symmetric encryption keys."
         )
+    for pairs in (equals, subset):
+        collision = case_collision(pairs)
+        if collision is not None:
+            raise ValidationException(
+                f"Grant constraint keys are case-insensitive: more than one key is named "
+                f"{collision!r} when case is ignored."
+            )
     require_usable_for_crypto(key)
     dry_run(req)
     name = req.get("Name")
