@@ -99,6 +99,7 @@ def _facts(
         resource=resource,
         resource_account=resource_account,
         context=context,
+        principal_id=principal.unique_id,
     )
 
 

@@ -55,6 +55,9 @@ class GrantFacts:
     operations: frozenset[str]  # GrantOperation values: "Decrypt", "CreateGrant", ...
     constraints: GrantConstraints | None = None
     retiring_principal: str | None = None
+    # The unique id the grantee (an IAM user or role) had when the grant was created: the
+    # grant then names that principal only, not a later one created under the same name.
+    grantee_id: str | None = None
 
 
 def _fold(pairs: Mapping[str, str]) -> dict[str, str]:
@@ -103,7 +106,12 @@ def grantee_match(grant: GrantFacts, facts: RequestFacts) -> MatchKind:
     SESSION for the exact session ARN, ENTITY for the user, the role of a role session or a
     service, ACCOUNT when the grantee is the caller's account (``:root`` or a bare id) -- then
     the caller's identity policies must also allow, as with a key policy naming the account.
+    A grantee bound to a unique id matches only the principal with that id.
     """
+    if grant.grantee_id is not None:
+        if facts.principal_id == grant.grantee_id:
+            return MatchKind.ENTITY
+        return MatchKind.NONE
     grantee = grant.grantee_principal
     arn = facts.principal_arn
     if grantee == arn:

@@ -6,17 +6,24 @@ the cache TTL, so a changed policy takes effect within that bound on every proce
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from openkms.domain.grant import GrantRecord
 from openkms.domain.key import KeyRecord
 from openkms.errors import AccessDeniedException, MalformedPolicyDocumentException
-from openkms.policy.document import PolicyDocument, PolicyError, parse_policy_cached
+from openkms.policy.document import (
+    INVALID_PRINCIPALS,
+    PolicyDocument,
+    PolicyError,
+    parse_policy_cached,
+)
 from openkms.policy.evaluate import Decision, RequestFacts, evaluate_identity, evaluate_kms
 from openkms.policy.grants import GrantConstraints, GrantFacts, is_subset_grant
 from openkms.policy.lockout import lockout_check_passes
+from openkms.policy.principal_ids import substitute_principals
 from openkms.service.caches import TtlCache
 from openkms.service.condition_keys import (
     PRINCIPAL_TYPES,
@@ -31,6 +38,23 @@ def parse_key_policy(text: str) -> PolicyDocument:
         return parse_policy_cached(text, "key")
     except PolicyError as exc:
         raise MalformedPolicyDocumentException(exc.message) from exc
+
+
+def _bind_text(text: str, bindings: tuple[tuple[str, str], ...]) -> str:
+    return substitute_principals(text, dict(bindings))
+
+
+_bind_cached: Callable[[str, tuple[tuple[str, str], ...]], str] = functools.lru_cache(maxsize=2048)(
+    _bind_text
+)
+
+
+def bound_policy_text(text: str, bindings: Mapping[str, str]) -> str:
+    """The policy as the evaluator reads it: each IAM user or role ARN it names replaced by the
+    unique id bound to it when the policy was stored (``text`` itself when there is none)."""
+    if not bindings:
+        return text
+    return _bind_cached(text, tuple(bindings.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +113,7 @@ class PolicyAccessController:
         req = req or {}
         principal = ctx.principal
         identity = self._identity(principal)
+        policy_text = bound_policy_text(key.policy, key.policy_principals)
         keys = ConditionKeys(
             ctx, action, key, req, identity.tags, self._rt.storage, identity.role_arn
         )
@@ -100,7 +125,7 @@ class PolicyAccessController:
             action,
             key.arn,
             identity.generation,
-            key.policy,
+            policy_text,
         )
         if cacheable:
             names = self._asked.get(decision_key)
@@ -111,7 +136,7 @@ class PolicyAccessController:
         facts = self._facts(ctx, action, key.arn, key.account_id, keys, identity)
         grants = self._grants(ctx, action, key, req) if not cacheable else []
         decision = evaluate_kms(
-            parse_key_policy(key.policy),
+            parse_key_policy(policy_text),
             identity.policies,
             grants,
             facts,
@@ -151,11 +176,19 @@ class PolicyAccessController:
     # -- policy checks on write ------------------------------------------------------------------
     def check_new_policy(
         self, ctx: RequestContext, policy: str, key_arn: str, account_id: str, *, bypass: bool
-    ) -> None:
-        """The grammar check, and AWS's policy lockout safety check unless bypassed."""
-        document = parse_key_policy(policy)
+    ) -> dict[str, str]:
+        """The grammar check, the principals (each IAM user or role must exist: the answer is
+        its unique id, stored beside the policy), and AWS's policy lockout safety check unless
+        bypassed. Returns the principals' bindings."""
+        from openkms.iam.unique_ids import bind_policy
+
+        parse_key_policy(policy)
+        bindings, invalid = bind_policy(self._rt.storage, policy)
+        if invalid:
+            raise MalformedPolicyDocumentException(INVALID_PRINCIPALS)
         if bypass:
-            return
+            return bindings
+        document = parse_key_policy(bound_policy_text(policy, bindings))
         identity = self._identity(ctx.principal)
         keys = ConditionKeys(
             ctx, "kms:PutKeyPolicy", None, {}, identity.tags, self._rt.storage, identity.role_arn
@@ -171,6 +204,7 @@ class PolicyAccessController:
             raise MalformedPolicyDocumentException(
                 "The new key policy will not allow you to update the key policy in the future."
             )
+        return bindings
 
     # -- facts -------------------------------------------------------------------------------------
     def _identity(self, principal: Principal) -> Identity:
@@ -232,6 +266,7 @@ class PolicyAccessController:
             principal_account=principal.account_id,
             principal_type=PRINCIPAL_TYPES.get(principal.kind, "User"),
             principal_role_arn=identity.role_arn,
+            principal_id=principal.unique_id,
             action=action,
             resource=resource,
             resource_account=resource_account,
@@ -288,4 +323,5 @@ def _grant_facts(grant: GrantRecord) -> GrantFacts:
         operations=frozenset(grant.operations),
         constraints=constraints,
         retiring_principal=grant.retiring_principal,
+        grantee_id=grant.grantee_id,
     )

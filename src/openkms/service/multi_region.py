@@ -130,10 +130,11 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
     check_tag_limit({}, tags)
     arn = rt.key_arn_for(source.account_id, region, source.key_id)
     policy = req.get("Policy")
+    bindings: dict[str, str] = {}
     if policy is None:
         policy = key_policies.default_policy(rt.partition, source.account_id)
     else:
-        key_policies.check_policy(
+        bindings = key_policies.check_policy(
             rt,
             ctx,
             policy,
@@ -147,6 +148,7 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
         region=region,
         description=req.get("Description") or source.description,
         policy=policy,
+        policy_principals=bindings,
         created_at=ctx.now,
         state=KeyState.PENDING_IMPORT.value if external else KeyState.ENABLED.value,
         current_material_id=None if external else source.current_material_id,
