@@ -171,7 +171,7 @@ def _bound_id(rt: Runtime, principal: str | None) -> str | None:
     return found
 
 
-def principal_named(principal: Principal, arn: str | None, bound_id: str | None) -> bool:
+def _principal_named(principal: Principal, arn: str | None, bound_id: str | None) -> bool:
     """Whether a grant's grantee or retiring principal (``arn``, bound to ``bound_id`` when it is
     an IAM user or role) is ``principal``: by unique id when bound (a session matches its role),
     otherwise by exact ARN."""
@@ -326,10 +326,10 @@ def retire_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
         raise NotFoundException(f"Grant {grant_id} does not exist for key {key.arn}")
     principal = ctx.principal
     may_retire = (
-        principal_named(principal, grant.retiring_principal, grant.retiring_id)
+        _principal_named(principal, grant.retiring_principal, grant.retiring_id)
         or (
             "RetireGrant" in grant.operations
-            and principal_named(principal, grant.grantee_principal, grant.grantee_id)
+            and _principal_named(principal, grant.grantee_principal, grant.grantee_id)
         )
         or (principal.kind == "root" and principal.account_id == key.account_id)
     )
