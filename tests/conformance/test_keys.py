@@ -414,8 +414,9 @@ def test_second_account_is_denied_by_key_arn(kms_second, key) -> None:
     expect_error(
         "AccessDeniedException", kms_second.generate_data_key, KeyId=key["Arn"], KeySpec="AES_256"
     )
-    expect_error("AccessDeniedException", kms_second.disable_key, KeyId=key["Arn"])
-    expect_error("AccessDeniedException", kms_second.schedule_key_deletion, KeyId=key["Arn"])
+    # No cross-account use: the key does not exist for another account, whatever its policy.
+    expect_error("NotFoundException", kms_second.disable_key, KeyId=key["Arn"])
+    expect_error("NotFoundException", kms_second.schedule_key_deletion, KeyId=key["Arn"])
 
 
 def test_second_account_cannot_decrypt(kms, kms_second, key) -> None:

@@ -165,12 +165,14 @@ def test_key_policy_naming_a_user_needs_no_identity_policy(
     ) == json.loads(policy)
 
 
-def test_policy_lockout_safety_check(server: Server, kms: BaseClient) -> None:
+def test_policy_lockout_safety_check(server: Server, kms: BaseClient, iam: BaseClient) -> None:
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    # The principals of a key policy must exist; this one lets nobody but itself in.
+    nobody = iam.create_user(UserName=f"nobody-{uuid.uuid4().hex[:8]}")["User"]["Arn"]
     lockout = _policy(
         {
             "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{server.account_id}:user/nobody"},
+            "Principal": {"AWS": nobody},
             "Action": "kms:*",
             "Resource": "*",
         }
@@ -322,4 +324,5 @@ def test_cross_account_needs_the_key_policy(
     blob = other.encrypt(KeyId=key_arn, Plaintext=b"shared")["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"shared"
     assert other.decrypt(CiphertextBlob=blob)["Plaintext"] == b"shared"
-    assert _code(lambda: other.disable_key(KeyId=key_arn)) == "AccessDeniedException"
+    # DisableKey has no cross-account use: refused whatever the key policy says.
+    assert _code(lambda: other.disable_key(KeyId=key_arn)) == "NotFoundException"

@@ -33,7 +33,7 @@ def _ctx(principal: Principal, now: float, source_ip: str = "10.1.2.3") -> Reque
 def test_every_key_of_a_request() -> None:
     principal = Principal(ACCOUNT, USER_ARN, "user", "AKIAALICE", "AIDAALICE")
     req: dict[str, Any] = {
-        "EncryptionContext": {"Team": "blue", "team": "red", "app": "x"},
+        "EncryptionContext": {"team": "red", "app": "x"},
         "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
         "BypassPolicyLockoutSafetyCheck": True,
         "Tags": [{"TagKey": "Env", "TagValue": "a"}, {"TagKey": "env", "TagValue": "b"}],
@@ -47,6 +47,9 @@ def test_every_key_of_a_request() -> None:
         "aws:principaltype": ("User",),
         "aws:userid": ("AIDAALICE",),
         "aws:username": ("alice",),
+        "aws:principalisawsservice": ("false",),
+        "aws:viaawsservice": ("false",),
+        "aws:resourceaccount": (ACCOUNT,),
         "aws:currenttime": ("2023-11-14T22:13:20Z",),
         "aws:epochtime": ("1700000000",),
         "aws:securetransport": ("false",),
@@ -55,11 +58,10 @@ def test_every_key_of_a_request() -> None:
         "kms:calleraccount": (ACCOUNT,),
         "kms:grantisforawsresource": ("false",),
         "kms:requestalias": ("alias/app",),
-        "kms:encryptioncontextkeys": ("Team", "team", "app"),
+        "kms:encryptioncontextkeys": ("team", "app"),
         "aws:tagkeys": ("Env", "env"),
         "kms:encryptionalgorithm": ("SYMMETRIC_DEFAULT",),
         "kms:bypasspolicylockoutsafetycheck": ("true",),
-        # Names are case-insensitive: the last of two spellings wins, as AWS documents.
         "kms:encryptioncontext:team": ("red",),
         "kms:encryptioncontext:app": ("x",),
         "aws:principaltag/dept": ("ops",),
@@ -68,6 +70,21 @@ def test_every_key_of_a_request() -> None:
     assert got.iterated
     assert got.get("kms:keyspec") is None  # no key on an account-level action
     assert "aws:resourcetag/x" not in got
+
+
+def test_a_context_key_spelled_twice_has_no_value_to_compare() -> None:
+    """Condition key names are case-insensitive, the encryption context is not: with "Team" and
+    "team" both present, kms:EncryptionContext:team has no single value and the request is
+    denied (taking either pair would let the caller choose by ordering them). The key list and
+    the other keys are unaffected."""
+    principal = Principal(ACCOUNT, USER_ARN, "user", "AKIAALICE", "AIDAALICE")
+    for context in ({"Team": "blue", "team": "red"}, {"team": "red", "Team": "blue"}):
+        req: dict[str, Any] = {"EncryptionContext": {**context, "app": "x"}}
+        got = ConditionKeys(_ctx(principal, 1.0), "kms:Encrypt", None, req, {}, None)
+        with pytest.raises(AccessDeniedException, match="more than one key named 'team'"):
+            got.get("kms:encryptioncontext:team")
+        assert got.get("kms:encryptioncontext:app") == ("x",)
+        assert got.get("kms:encryptioncontextkeys") == (*context, "app")
 
 
 def test_only_what_is_asked_is_computed_and_recorded() -> None:

@@ -47,6 +47,7 @@ def test_role_lifecycle(h: Harness) -> None:
     assert got["MaxSessionDuration"] == 7200
     assert got["Description"] == "d"
     assert [r["RoleName"] for r in h.iam("ListRoles", PathPrefix="/svc/")["Roles"]] == ["deployer"]
+    h.iam("CreateUser", UserName="alice")  # a trust policy names existing principals
     new_trust = trust(arn("user", "alice"))
     h.iam("UpdateAssumeRolePolicy", RoleName="deployer", PolicyDocument=new_trust)
     got = h.iam("GetRole", RoleName="deployer")["Role"]

@@ -105,6 +105,7 @@ def test_trust_and_identity_policies_decide(h: Harness) -> None:
     )
     denied = h.user_with_key("denied", allow("sts:AssumeRole"), deny("sts:AssumeRole", ROLE))
     assert error_code(sts_error(h, denied, RoleArn=ROLE, RoleSessionName="s9")) == "AccessDenied"
+    h.iam("CreateUser", UserName="someone-else")  # a trust policy names existing principals
     h.role("closed", trust(arn("user", "someone-else")))
     allowed = h.user_with_key("allowed", allow("sts:AssumeRole"))
     closed = arn("role", "closed")

@@ -126,6 +126,7 @@ def build_facts(raw: Mapping[str, Any]) -> RequestFacts:
         resource=resource,
         resource_account=resource_account,
         context=context,
+        principal_id=raw.get("principal_id"),
     )
 
 
@@ -149,6 +150,7 @@ def grant(raw: Mapping[str, Any]) -> GrantFacts:
         operations=frozenset(raw["operations"]),
         constraints=constraints,
         retiring_principal=raw.get("retiring_principal"),
+        grantee_id=raw.get("grantee_id"),
     )
 
 

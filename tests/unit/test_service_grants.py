@@ -11,15 +11,23 @@ from openkms.errors import (
     NotFoundException,
     ValidationException,
 )
+from openkms.iam.store import IamStore, User
 from openkms.service import grants, keys, scheduler
 from openkms.service.context import Principal, RequestContext
 from tests.unit.service_helpers import ACCOUNT, Harness
 
 GRANTEE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 RETIRER = f"arn:aws:iam::{ACCOUNT}:user/bob"
+ALICE_ID = "AIDAALICEALICEALICE1"
+BOB_ID = "AIDABOBBOBBOBBOBBOB1"
 
 
 def _key(h: Harness) -> str:
+    """A key, and the IAM users alice and bob that the grants name (they must exist)."""
+    store = IamStore(h.storage, ACCOUNT)
+    for name, user_id, arn in (("alice", ALICE_ID, GRANTEE), ("bob", BOB_ID, RETIRER)):
+        if store.get_user(name) is None:
+            store.put_user(User(name, user_id, "/", arn, h.clock.now()), h.clock.now())
     key_id: str = h.call(keys.create_key, {})["KeyMetadata"]["KeyId"]
     return key_id
 
@@ -44,7 +52,7 @@ def test_create_list_retire_revoke() -> None:
     retirable = h.call(grants.list_retirable_grants, {"RetiringPrincipal": RETIRER})["Grants"]
     assert [g["GrantId"] for g in retirable] == [created["GrantId"]]
     # The retiring principal may retire by token.
-    bob = Principal(ACCOUNT, RETIRER, "user", "AKIAB", "AIDAB")
+    bob = Principal(ACCOUNT, RETIRER, "user", "AKIAB", BOB_ID)
     ctx = RequestContext(bob, "us-east-1", "r", h.clock.now(), "RetireGrant")
     grants.retire_grant(h.rt, ctx, {"GrantToken": created["GrantToken"]})
     assert h.call(grants.list_grants, {"KeyId": key_id})["Grants"] == []

@@ -32,6 +32,10 @@ class GrantRecord:
     retiring_principal: str | None = None
     encryption_context_equals: dict[str, str] | None = None
     encryption_context_subset: dict[str, str] | None = None
+    # Unique ids of a grantee or retiring principal that is an IAM user or role, as they were when
+    # the grant was created: the grant names those principals, not later ones of the same name.
+    grantee_id: str | None = None
+    retiring_id: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

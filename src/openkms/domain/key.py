@@ -41,6 +41,10 @@ class KeyRecord:
     last_used_operation: str | None = None
     last_used_request_id: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The unique id of each IAM user or role ARN the key policy names, as it was when the policy
+    # was stored (openkms.policy.principal_ids): the policy names those principals, not later
+    # ones created under the same names.
+    policy_principals: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def key_state(self) -> KeyState:

@@ -99,6 +99,7 @@ def _facts(
         resource=resource,
         resource_account=resource_account,
         context=context,
+        principal_id=principal.unique_id,
     )
 
 
@@ -122,6 +123,8 @@ def request_context(
         "aws:principaltype": (_PRINCIPAL_TYPES.get(principal.kind, "User"),),
         "aws:userid": (principal.user_id,),
         "aws:principalarn": (principal.arn,),
+        "aws:principalisawsservice": ("false",),
+        "aws:viaawsservice": ("false",),
     }
     if principal.kind == "user":
         context["aws:username"] = (principal.arn.rsplit("/", 1)[-1],)

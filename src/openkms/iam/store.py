@@ -87,6 +87,10 @@ class Role:
     max_session_seconds: int = 3600
     description: str | None = None
     tags: Tags = ()
+    # The unique id of each IAM user or role ARN the trust policy names, as it was when the
+    # policy was stored (openkms.iam.unique_ids): a principal deleted and created again under the
+    # same name is not trusted.
+    trust_principal_ids: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from openkms.iam import MalformedPolicyDocument, ValidationError
 from openkms.iam.authz import SESSION, authorize_assume_role, validate_policy
 from openkms.iam.sessions import issue_session, load_session
 from openkms.iam.store import IamStore, Role, policy_size
+from openkms.policy.principal_ids import substitute_principals
 from openkms.service.context import RequestContext
 
 if TYPE_CHECKING:
@@ -141,7 +142,10 @@ def assume_role(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
         deps.storage,
         ctx,
         role_arn,
-        role.trust_policy if role is not None else None,
+        # The trust policy as evaluated: the users and roles it names by their unique ids.
+        substitute_principals(role.trust_policy, role.trust_principal_ids)
+        if role is not None
+        else None,
         actions,
         extra,
     )

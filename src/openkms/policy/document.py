@@ -40,6 +40,7 @@ from openkms.policy.matching import (
     compile_action_set,
     compile_resource_set,
 )
+from openkms.policy.principal_ids import UNIQUE_ID_RE
 from openkms.policy.variables import parse_template
 
 __all__ = [
@@ -173,6 +174,7 @@ def _parse_principal(value: Any) -> PrincipalSpec:
     services: set[str] = set()
     federated: set[str] = set()
     canonical: set[str] = set()
+    ids: set[str] = set()
     for ptype, raw in value.items():
         if ptype not in _PRINCIPAL_TYPES:
             raise PolicyError(INVALID_PRINCIPALS)
@@ -196,6 +198,8 @@ def _parse_principal(value: Any) -> PrincipalSpec:
                     entities.add(item.lower())
                 elif STS_SESSION_RE.match(item):
                     sessions.add(item)
+                elif UNIQUE_ID_RE.match(item):
+                    ids.add(item)
                 else:
                     raise PolicyError(INVALID_PRINCIPALS)
             elif ptype == "Service":
@@ -221,6 +225,7 @@ def _parse_principal(value: Any) -> PrincipalSpec:
         frozenset(services),
         frozenset(federated),
         frozenset(canonical),
+        frozenset(ids),
     )
 
 

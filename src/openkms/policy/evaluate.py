@@ -62,6 +62,9 @@ class RequestFacts:
     resource: str  # key ARN, or "*" for key-less operations
     resource_account: str | None
     context: Mapping[str, tuple[str, ...]]  # lower-cased condition keys -> values
+    # The caller's unique id: AIDA... for an IAM user, the role's AROA... for a role session
+    # (how stored policies and grants name users and roles); None for the account root.
+    principal_id: str | None = None
 
 
 DenySource = Literal["key-policy", "identity-policy", "session-policy", "trust-policy"]

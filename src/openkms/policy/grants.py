@@ -7,6 +7,9 @@ Rules (kms-rules §5, AWS "Grants in AWS KMS" and the ``GrantConstraints`` API r
   constraint's pairs (any order); ``EncryptionContextSubset`` when the request includes every pair
   of the constraint (more pairs are fine). Inside a constraint keys compare case-insensitively and
   values case-sensitively. When both are present, both must hold.
+* A request encryption context with two keys that differ only in case (``Tenant`` and
+  ``tenant``) satisfies no constraint: which pair a case-insensitive constraint would read is
+  undefined, and taking the first or the last would let the caller choose by ordering the pairs.
 * Constraints are ignored for ``DescribeKey`` and ``RetireGrant``. For ``CreateGrant`` the
   constraint is checked on the grant being created (:func:`is_subset_grant`), not on a request
   encryption context.
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GrantConstraints",
     "GrantFacts",
+    "case_collision",
     "constraints_allow",
     "grant_allows",
     "grantee_match",
@@ -51,11 +55,25 @@ class GrantFacts:
     operations: frozenset[str]  # GrantOperation values: "Decrypt", "CreateGrant", ...
     constraints: GrantConstraints | None = None
     retiring_principal: str | None = None
+    # The unique id the grantee (an IAM user or role) had when the grant was created: the
+    # grant then names that principal only, not a later one created under the same name.
+    grantee_id: str | None = None
 
 
 def _fold(pairs: Mapping[str, str]) -> dict[str, str]:
     """Constraint keys compare case-insensitively: fold them once."""
     return {k.lower(): v for k, v in pairs.items()}
+
+
+def case_collision(pairs: Mapping[str, str] | None) -> str | None:
+    """The lower-cased key that two keys of ``pairs`` share when case is ignored, or None."""
+    seen: set[str] = set()
+    for key in pairs or ():
+        folded = key.lower()
+        if folded in seen:
+            return folded
+        seen.add(folded)
+    return None
 
 
 def _operation_name(operation: str) -> str:
@@ -68,6 +86,8 @@ def constraints_allow(
     """Whether a request encryption context satisfies the constraints."""
     if constraints is None:
         return True
+    if case_collision(encryption_context) is not None:
+        return False
     context = _fold(encryption_context or {})
     equals = constraints.encryption_context_equals
     if equals is not None and _fold(equals) != context:
@@ -86,7 +106,12 @@ def grantee_match(grant: GrantFacts, facts: RequestFacts) -> MatchKind:
     SESSION for the exact session ARN, ENTITY for the user, the role of a role session or a
     service, ACCOUNT when the grantee is the caller's account (``:root`` or a bare id) -- then
     the caller's identity policies must also allow, as with a key policy naming the account.
+    A grantee bound to a unique id matches only the principal with that id.
     """
+    if grant.grantee_id is not None:
+        if facts.principal_id == grant.grantee_id:
+            return MatchKind.ENTITY
+        return MatchKind.NONE
     grantee = grant.grantee_principal
     arn = facts.principal_arn
     if grantee == arn:

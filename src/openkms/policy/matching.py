@@ -160,6 +160,9 @@ class PrincipalSpec:
     services: frozenset[str] = frozenset()
     federated: frozenset[str] = frozenset()
     canonical_users: frozenset[str] = frozenset()
+    # Unique ids (AIDA..., AROA...) of IAM users and roles: a stored policy names them by id
+    # (openkms.policy.principal_ids), and a caller matches by its own unique id.
+    ids: frozenset[str] = frozenset()
 
 
 def _facts_kind(spec: PrincipalSpec, facts: RequestFacts) -> MatchKind:
@@ -172,8 +175,12 @@ def _facts_kind(spec: PrincipalSpec, facts: RequestFacts) -> MatchKind:
         role = facts.principal_role_arn
         if role is not None and role.lower() in spec.entities:
             return MatchKind.ENTITY
+        if facts.principal_id is not None and facts.principal_id in spec.ids:
+            return MatchKind.ENTITY
     elif ptype == "User":
         if arn.lower() in spec.entities:
+            return MatchKind.ENTITY
+        if facts.principal_id is not None and facts.principal_id in spec.ids:
             return MatchKind.ENTITY
     elif ptype == "Service":
         return MatchKind.ENTITY if arn in spec.services else MatchKind.NONE

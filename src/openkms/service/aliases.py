@@ -44,6 +44,16 @@ def _check_new_name(name: str) -> None:
         raise ValidationException(f"{name} contains invalid characters for an alias")
 
 
+def _authorize_alias(
+    rt: Runtime, ctx: RequestContext, action: str, name: str, req: dict[str, Any]
+) -> None:
+    """CreateAlias, UpdateAlias and DeleteAlias need the permission on the alias itself (its
+    ARN, in the caller's identity policies), as well as on the key or keys in their key policy
+    (AWS "Controlling access to aliases")."""
+    resource = alias_arn(rt.partition, ctx.region, ctx.principal.account_id, name)
+    rt.access.authorize_account(ctx, action, resource, req)
+
+
 def _target(rt: Runtime, ctx: RequestContext, key_ref: str) -> KeyRecord:
     if key_ref.startswith("alias/") or (key_ref.startswith("arn:") and ":alias/" in key_ref):
         raise ValidationException("Aliases must refer to keys. Not aliases")
@@ -56,6 +66,7 @@ def _target(rt: Runtime, ctx: RequestContext, key_ref: str) -> KeyRecord:
 def create_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
     _check_new_name(name)
+    _authorize_alias(rt, ctx, "kms:CreateAlias", name, req)
     key = _target(rt, ctx, req["TargetKeyId"])
     rt.access.authorize_key(ctx, "kms:CreateAlias", key, req)
     require_not_pending_deletion(key)
@@ -91,6 +102,7 @@ def _existing(rt: Runtime, ctx: RequestContext, name: str) -> AliasRecord:
 def update_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
     _check_new_name(name)
+    _authorize_alias(rt, ctx, "kms:UpdateAlias", name, req)
     new_key = _target(rt, ctx, req["TargetKeyId"])
     alias = _existing(rt, ctx, name)
     old_arn = rt.key_arn_for(alias.account_id, alias.region, alias.key_id)
@@ -118,6 +130,7 @@ def update_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
 def delete_alias(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     name = req["AliasName"]
     _check_name(name)
+    _authorize_alias(rt, ctx, "kms:DeleteAlias", name, req)
     alias = _existing(rt, ctx, name)
     key = rt.load_key(rt.key_arn_for(alias.account_id, alias.region, alias.key_id))
     if key is not None:

@@ -6,17 +6,24 @@ the cache TTL, so a changed policy takes effect within that bound on every proce
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from openkms.domain.grant import GrantRecord
 from openkms.domain.key import KeyRecord
 from openkms.errors import AccessDeniedException, MalformedPolicyDocumentException
-from openkms.policy.document import PolicyDocument, PolicyError, parse_policy_cached
+from openkms.policy.document import (
+    INVALID_PRINCIPALS,
+    PolicyDocument,
+    PolicyError,
+    parse_policy_cached,
+)
 from openkms.policy.evaluate import Decision, RequestFacts, evaluate_identity, evaluate_kms
 from openkms.policy.grants import GrantConstraints, GrantFacts, is_subset_grant
 from openkms.policy.lockout import lockout_check_passes
+from openkms.policy.principal_ids import substitute_principals
 from openkms.service.caches import TtlCache
 from openkms.service.condition_keys import (
     PRINCIPAL_TYPES,
@@ -33,6 +40,23 @@ def parse_key_policy(text: str) -> PolicyDocument:
         raise MalformedPolicyDocumentException(exc.message) from exc
 
 
+def _bind_text(text: str, bindings: tuple[tuple[str, str], ...]) -> str:
+    return substitute_principals(text, dict(bindings))
+
+
+_bind_cached: Callable[[str, tuple[tuple[str, str], ...]], str] = functools.lru_cache(maxsize=2048)(
+    _bind_text
+)
+
+
+def bound_policy_text(text: str, bindings: Mapping[str, str]) -> str:
+    """The policy as the evaluator reads it: each IAM user or role ARN it names replaced by the
+    unique id bound to it when the policy was stored (``text`` itself when there is none)."""
+    if not bindings:
+        return text
+    return _bind_cached(text, tuple(bindings.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """What applies to one principal, resolved from IAM. ``generation`` changes whenever the
@@ -42,6 +66,9 @@ class Identity:
     session_policies: tuple[PolicyDocument, ...]
     tags: Mapping[str, str]
     generation: int = 0
+    # The IAM role ARN (with its path) behind a role session: the session's aws:PrincipalArn,
+    # and the role its key-policy and grant principals are matched against.
+    role_arn: str | None = None
 
 
 _ROOT_IDENTITY = Identity((), (), {})
@@ -62,8 +89,6 @@ class PolicyAccessController:
         self._identities: TtlCache[str, Identity] = TtlCache(
             50_000, runtime.settings.cache_ttl_seconds
         )
-        # A session's role never changes; only its existence does (checked per identity load).
-        self._role_arns: TtlCache[str, str] = TtlCache(50_000, 3600.0)
         # Allow decisions, for at most the cache TTL. The evaluator is a pure function of the
         # policies, the principal, the action, the key and the condition keys it looked up, so a
         # decision is stored under the names it asked for and their values: a request on which
@@ -88,7 +113,10 @@ class PolicyAccessController:
         req = req or {}
         principal = ctx.principal
         identity = self._identity(principal)
-        keys = ConditionKeys(ctx, action, key, req, identity.tags, self._rt.storage)
+        policy_text = bound_policy_text(key.policy, key.policy_principals)
+        keys = ConditionKeys(
+            ctx, action, key, req, identity.tags, self._rt.storage, identity.role_arn
+        )
         # Grants are evaluated each time: a revoked grant must stop working at once.
         cacheable = not req.get("GrantTokens") and not self._rt.grants(key.arn)
         decision_key: _DecisionKey = (
@@ -97,7 +125,7 @@ class PolicyAccessController:
             action,
             key.arn,
             identity.generation,
-            key.policy,
+            policy_text,
         )
         if cacheable:
             names = self._asked.get(decision_key)
@@ -105,10 +133,10 @@ class PolicyAccessController:
                 (decision_key, tuple([keys.get(n) for n in names]))
             ):
                 return
-        facts = self._facts(ctx, action, key.arn, key.account_id, keys)
+        facts = self._facts(ctx, action, key.arn, key.account_id, keys, identity)
         grants = self._grants(ctx, action, key, req) if not cacheable else []
         decision = evaluate_kms(
-            parse_key_policy(key.policy),
+            parse_key_policy(policy_text),
             identity.policies,
             grants,
             facts,
@@ -133,8 +161,10 @@ class PolicyAccessController:
     ) -> None:
         req = req or {}
         identity = self._identity(ctx.principal)
-        keys = ConditionKeys(ctx, action, None, req, identity.tags, self._rt.storage)
-        facts = self._facts(ctx, action, resource, ctx.principal.account_id, keys)
+        keys = ConditionKeys(
+            ctx, action, None, req, identity.tags, self._rt.storage, identity.role_arn
+        )
+        facts = self._facts(ctx, action, resource, ctx.principal.account_id, keys, identity)
         decision = evaluate_identity(
             identity.policies,
             facts,
@@ -146,14 +176,24 @@ class PolicyAccessController:
     # -- policy checks on write ------------------------------------------------------------------
     def check_new_policy(
         self, ctx: RequestContext, policy: str, key_arn: str, account_id: str, *, bypass: bool
-    ) -> None:
-        """The grammar check, and AWS's policy lockout safety check unless bypassed."""
-        document = parse_key_policy(policy)
+    ) -> dict[str, str]:
+        """The grammar check, the principals (each IAM user or role must exist: the answer is
+        its unique id, stored beside the policy), and AWS's policy lockout safety check unless
+        bypassed. Returns the principals' bindings."""
+        from openkms.iam.unique_ids import bind_policy
+
+        parse_key_policy(policy)
+        bindings, invalid = bind_policy(self._rt.storage, policy)
+        if invalid:
+            raise MalformedPolicyDocumentException(INVALID_PRINCIPALS)
         if bypass:
-            return
+            return bindings
+        document = parse_key_policy(bound_policy_text(policy, bindings))
         identity = self._identity(ctx.principal)
-        keys = ConditionKeys(ctx, "kms:PutKeyPolicy", None, {}, identity.tags, self._rt.storage)
-        facts = self._facts(ctx, "kms:PutKeyPolicy", key_arn, account_id, keys)
+        keys = ConditionKeys(
+            ctx, "kms:PutKeyPolicy", None, {}, identity.tags, self._rt.storage, identity.role_arn
+        )
+        facts = self._facts(ctx, "kms:PutKeyPolicy", key_arn, account_id, keys, identity)
         if not lockout_check_passes(
             document,
             facts,
@@ -164,6 +204,7 @@ class PolicyAccessController:
             raise MalformedPolicyDocumentException(
                 "The new key policy will not allow you to update the key policy in the future."
             )
+        return bindings
 
     # -- facts -------------------------------------------------------------------------------------
     def _identity(self, principal: Principal) -> Identity:
@@ -173,6 +214,7 @@ class PolicyAccessController:
         cached = self._identities.get(cache_key)
         if cached is not None:
             return cached
+        from openkms.iam.authz import role_arn_of
         from openkms.iam.principals import (
             identity_policies_for,
             principal_tags_for,
@@ -204,6 +246,7 @@ class PolicyAccessController:
             tuple(sessions),
             principal_tags_for(storage, principal),
             self._generation,
+            role_arn_of(storage, principal),
         )
         self._identities.put(cache_key, identity)
         return identity
@@ -215,34 +258,20 @@ class PolicyAccessController:
         resource: str,
         resource_account: str | None,
         context: Mapping[str, tuple[str, ...]],
+        identity: Identity,
     ) -> RequestFacts:
         principal = ctx.principal
-        role_arn = None
-        if principal.kind == "assumed-role":
-            role_arn = self._role_arn(principal)
         return RequestFacts(
             principal_arn=principal.arn,
             principal_account=principal.account_id,
             principal_type=PRINCIPAL_TYPES.get(principal.kind, "User"),
-            principal_role_arn=role_arn,
+            principal_role_arn=identity.role_arn,
+            principal_id=principal.unique_id,
             action=action,
             resource=resource,
             resource_account=resource_account,
             context=context,
         )
-
-    def _role_arn(self, principal: Principal) -> str | None:
-        """The role ARN (with its path) behind a session, as policies name it."""
-        cache_key = f"role|{principal.access_key_id}"
-        cached = self._role_arns.get(cache_key)
-        if cached is not None:
-            return cached
-        from openkms.iam.authz import role_arn_of
-
-        role_arn = role_arn_of(self._rt.storage, principal)
-        if role_arn is not None:
-            self._role_arns.put(cache_key, role_arn)
-        return role_arn
 
     def _grants(
         self, ctx: RequestContext, action: str, key: KeyRecord, req: Mapping[str, Any]
@@ -294,4 +323,5 @@ def _grant_facts(grant: GrantRecord) -> GrantFacts:
         operations=frozenset(grant.operations),
         constraints=constraints,
         retiring_principal=grant.retiring_principal,
+        grantee_id=grant.grantee_id,
     )

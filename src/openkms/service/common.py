@@ -47,6 +47,20 @@ def page(items: Sequence[Any], limit: int, last_of: Any) -> dict[str, Any]:
     return {"Truncated": False}
 
 
+RECIPIENT_UNSUPPORTED = (
+    "Recipient (attested requests from AWS Nitro Enclaves and NitroTPM) is not supported: "
+    "openkms cannot verify attestation documents, so it does not answer such a request at all "
+    "rather than return the plaintext unencrypted."
+)
+
+
+def refuse_recipient(req: dict[str, Any]) -> None:
+    """Every operation with a ``Recipient`` member calls this first: an attested request, even
+    with an empty RecipientInfo, is refused before anything else happens."""
+    if req.get("Recipient") is not None:
+        raise UnsupportedOperationException(RECIPIENT_UNSUPPORTED)
+
+
 def dry_run(req: dict[str, Any]) -> None:
     """Called after every check an operation makes: a DryRun that would succeed fails so."""
     if req.get("DryRun"):
@@ -54,15 +68,6 @@ def dry_run(req: dict[str, Any]) -> None:
             "The request would have succeeded, but the DryRun option is set."
         )
 
-
-def refuse_recipient(req: dict[str, Any]) -> None:
-    """Decrypt, DeriveSharedSecret, GenerateDataKey, GenerateDataKeyPair, GenerateRandom: an
-    attested request is refused rather than answered in plaintext (docs/compatibility.md)."""
-    if req.get("Recipient"):
-        raise UnsupportedOperationException(
-            "Attested (Recipient) requests need a Nitro attestation verifier, which this "
-            "openkms build does not have."
-        )
 
 
 def tags_from_request(tags: list[dict[str, str]] | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from openkms.domain.key import KeyRecord
+from openkms.errors import AccessDeniedException
 from openkms.service.context import RequestContext
 
 PRINCIPAL_TYPES = {"root": "Account", "user": "User", "assumed-role": "AssumedRole"}
@@ -66,6 +67,7 @@ class ConditionKeys(Mapping[str, Values]):
         "_action",
         "_ctx",
         "_key",
+        "_principal_arn",
         "_req",
         "_storage",
         "_tags",
@@ -82,8 +84,11 @@ class ConditionKeys(Mapping[str, Values]):
         req: Mapping[str, Any],
         principal_tags: Mapping[str, str],
         storage: Any,
+        role_arn: str | None = None,
     ) -> None:
+        """``role_arn`` is the role behind a role session: its aws:PrincipalArn."""
         self._ctx = ctx
+        self._principal_arn = role_arn if role_arn is not None else ctx.principal.arn
         self._action = action
         self._key = key
         self._req = req
@@ -131,7 +136,7 @@ class ConditionKeys(Mapping[str, Values]):
                 return None
             return (str(value).lower() if isinstance(value, bool) else str(value),)
         if name.startswith(_EC_PREFIX):
-            return _last_case_insensitive(self._context(), name[len(_EC_PREFIX) :])
+            return _context_value(self._context(), name[len(_EC_PREFIX) :])
         if name.startswith(_PRINCIPAL_TAG):
             return _last_case_insensitive(self._tags, name[len(_PRINCIPAL_TAG) :])
         if name.startswith(_REQUEST_TAG):
@@ -181,6 +186,24 @@ class ConditionKeys(Mapping[str, Values]):
         aliases = self._storage.list_aliases(key.account_id, key.region, key.key_id, None, 51)
         # AWS evaluates this key only for keys with at most 50 aliases.
         return tuple(a.alias_name for a in aliases) if len(aliases) <= 50 else None
+
+
+def _context_value(pairs: Mapping[str, str] | None, wanted: str) -> Values | None:
+    """``kms:EncryptionContext:<wanted>``. Condition key names are case-insensitive while the
+    encryption context is not: when two of its keys fold to ``wanted``, the condition has no
+    single value, and answering either would let the caller pick it by ordering the pairs, so
+    the request is denied."""
+    found: Values | None = None
+    for k, v in (pairs or {}).items():
+        if k.lower() == wanted:
+            if found is not None:
+                raise AccessDeniedException(
+                    f"The encryption context has more than one key named {wanted!r} when case is "
+                    f"ignored, so a kms:EncryptionContext:{wanted} condition cannot be evaluated "
+                    "for this request."
+                )
+            found = (v,)
+    return found
 
 
 def _last_case_insensitive(pairs: Mapping[str, str] | None, wanted: str) -> Values | None:
@@ -248,11 +271,18 @@ def _mr_type(key: KeyRecord) -> str | None:
 
 
 _SIMPLE: dict[str, Callable[[ConditionKeys], Values | None]] = {
-    "aws:principalarn": lambda k: (k._ctx.principal.arn,),
+    # A role session's aws:PrincipalArn is its role's ARN, not the session ARN (AWS "global
+    # condition context keys"); aws:userid is the account id, AIDA... or ROLEID:session-name.
+    "aws:principalarn": lambda k: (k._principal_arn,),
     "aws:principalaccount": lambda k: (k._ctx.principal.account_id,),
     "aws:principaltype": lambda k: (PRINCIPAL_TYPES.get(k._ctx.principal.kind, "User"),),
     "aws:userid": lambda k: (k._ctx.principal.user_id,),
     "aws:username": _username,
+    "aws:principalisawsservice": lambda k: ("false",),
+    "aws:viaawsservice": lambda k: ("false",),
+    "aws:resourceaccount": lambda k: (
+        (k._key.account_id,) if k._key is not None else (k._ctx.principal.account_id,)
+    ),
     "aws:currenttime": _current_time,
     "aws:epochtime": lambda k: (str(int(k._ctx.now)),),
     "aws:securetransport": lambda k: ("true" if k._ctx.secure_transport else "false",),

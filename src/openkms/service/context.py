@@ -15,6 +15,16 @@ class Principal:
     user_id: str
     tags: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def unique_id(self) -> str | None:
+        """How stored policies and grants name this principal: an IAM user's AIDA... id, the
+        AROA... id of a session's role; None for the account root."""
+        if self.kind == "user":
+            return self.user_id
+        if self.kind == "assumed-role":
+            return self.user_id.split(":", 1)[0]
+        return None
+
 
 @dataclass(slots=True)
 class RequestContext:

@@ -18,6 +18,7 @@ from openkms.types import DataKeyPairSpec
 def _generate(
     rt: Runtime, ctx: RequestContext, req: dict[str, Any], action: str, operation: str
 ) -> dict[str, Any]:
+    refuse_recipient(req)
     key = rt.resolve_key(ctx, req["KeyId"])
     rt.access.authorize_key(ctx, action, key, req)
     require_usable_for_crypto(key)
@@ -26,7 +27,6 @@ def _generate(
         raise InvalidKeyUsageException(
             f"{key.arn} key spec is {key.key_spec}, which is not valid for {operation}."
         )
-    refuse_recipient(req)
     pair = keyspecs.data_key_pair_info(DataKeyPairSpec(req["KeyPairSpec"]))
     if pair.unsupported_reason is not None:
         raise UnsupportedOperationException(pair.unsupported_reason)

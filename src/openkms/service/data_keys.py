@@ -31,6 +31,7 @@ def _data_key_length(req: dict[str, Any]) -> int:
 def _generate(
     rt: Runtime, ctx: RequestContext, req: dict[str, Any], action: str, operation: str
 ) -> dict[str, Any]:
+    refuse_recipient(req)
     key = rt.resolve_key(ctx, req["KeyId"])
     rt.access.authorize_key(ctx, action, key, req)
     length = _data_key_length(req)
@@ -41,7 +42,6 @@ def _generate(
             f"{key.arn} key usage is {key.key_usage} and key spec is {key.key_spec}, "
             f"which is not valid for {operation}."
         )
-    refuse_recipient(req)
     dry_run(req)
     plaintext = os.urandom(length)
     blob, material_id = seal(rt, key, plaintext, req.get("EncryptionContext"))

@@ -133,6 +133,7 @@ def _open_source(
 
 
 def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    refuse_recipient(req)
     if "CiphertextBlob" not in req:
         raise ValidationException(
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
@@ -149,7 +150,6 @@ def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
         action="kms:Decrypt",
         req=req,
     )
-    refuse_recipient(req)
     dry_run(req)
     plaintext, material_id = _open_source(rt, source, context)
     key = source.key

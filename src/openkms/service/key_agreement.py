@@ -14,11 +14,11 @@ from openkms.types import EncapsulationAlgorithmSpec, KeyAgreementAlgorithmSpec,
 
 
 def derive_shared_secret(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    refuse_recipient(req)
     key = rt.resolve_key(ctx, req["KeyId"])
     rt.access.authorize_key(ctx, "kms:DeriveSharedSecret", key, req)
     require_usable_for_crypto(key)
     require_usage(key, KeyUsageType.KEY_AGREEMENT, "DeriveSharedSecret")
-    refuse_recipient(req)
     algorithm = KeyAgreementAlgorithmSpec(req["KeyAgreementAlgorithm"])
     handle = private_handle(rt, key)
     secret = agreement.derive_shared_secret(handle, algorithm, req["PublicKey"])

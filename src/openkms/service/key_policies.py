@@ -10,12 +10,13 @@ from typing import Any
 
 import orjson
 
-from openkms.domain.key import require_not_pending_deletion
+from openkms.domain.key import KeyRecord, require_not_pending_deletion
 from openkms.errors import (
     LimitExceededException,
     MalformedPolicyDocumentException,
     NotFoundException,
 )
+from openkms.policy.principal_ids import substitute_principals
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 
@@ -44,16 +45,18 @@ def default_policy(partition: str, account_id: str) -> str:
 
 def check_policy(
     rt: Runtime, ctx: RequestContext, policy: str, key_arn: str, account_id: str, *, bypass: bool
-) -> None:
-    """Size, grammar (MalformedPolicyDocumentException) and the policy lockout safety check."""
+) -> dict[str, str]:
+    """Size, grammar (MalformedPolicyDocumentException), principals and the policy lockout
+    safety check. Returns the unique id of each IAM user or role the policy names, to be stored
+    with it (KeyRecord.policy_principals)."""
     if len(policy.encode("utf-8")) > MAX_POLICY_BYTES:
         raise LimitExceededException(
             f"Policy document exceeds the maximum size of {MAX_POLICY_BYTES} bytes."
         )
     checker = getattr(rt.access, "check_new_policy", None)
     if checker is not None:
-        checker(ctx, policy, key_arn, account_id, bypass=bypass)
-        return
+        bindings: dict[str, str] = checker(ctx, policy, key_arn, account_id, bypass=bypass)
+        return bindings
     try:
         doc = orjson.loads(policy)
     except orjson.JSONDecodeError as exc:
@@ -62,6 +65,17 @@ def check_policy(
         raise MalformedPolicyDocumentException(
             "The new key policy must be a JSON object with a Statement."
         )
+    return {}
+
+
+def shown_policy(rt: Runtime, key: KeyRecord) -> str:
+    """The key policy as GetKeyPolicy shows it: as written, except that a named IAM user or role
+    that no longer exists (or exists again under a new unique id) appears as its unique id."""
+    if not key.policy_principals:
+        return key.policy
+    from openkms.iam.unique_ids import stale
+
+    return substitute_principals(key.policy, stale(rt.storage, key.policy_principals))
 
 
 def get_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +84,7 @@ def get_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dic
     name = req.get("PolicyName") or POLICY_NAME
     if name != POLICY_NAME:
         raise NotFoundException("No such policy exists")
-    return {"Policy": key.policy, "PolicyName": POLICY_NAME}
+    return {"Policy": shown_policy(rt, key), "PolicyName": POLICY_NAME}
 
 
 def list_key_policies(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +99,7 @@ def put_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dic
     name = req.get("PolicyName") or POLICY_NAME
     if name != POLICY_NAME:
         raise NotFoundException("No such policy exists")
-    check_policy(
+    bindings = check_policy(
         rt,
         ctx,
         req["Policy"],
@@ -98,6 +112,6 @@ def put_key_policy(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dic
         if fresh is None:
             raise NotFoundException(f"Key '{key.arn}' does not exist")
         require_not_pending_deletion(fresh)
-        rt.storage.update_key(fresh.with_changes(policy=req["Policy"]))
+        rt.storage.update_key(fresh.with_changes(policy=req["Policy"], policy_principals=bindings))
     rt.forget_key(key.arn)
     return {}

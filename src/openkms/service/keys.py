@@ -87,10 +87,11 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     key_id = multi_region_key_id() if is_multi_region else str(uuid.uuid4())
     arn = rt.key_arn_for(account, ctx.region, key_id)
     policy = req.get("Policy")
+    bindings: dict[str, str] = {}
     if policy is None:
         policy = key_policies.default_policy(rt.partition, account)
     else:
-        key_policies.check_policy(
+        bindings = key_policies.check_policy(
             rt, ctx, policy, arn, account, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
         )
     store_plan = custom_key_stores.plan_store_key(
@@ -109,6 +110,7 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         state=KeyState.PENDING_IMPORT.value if external else KeyState.ENABLED.value,
         created_at=ctx.now,
         policy=policy,
+        policy_principals=bindings,
         multi_region=is_multi_region,
         extra={"mr_type": "PRIMARY"} if is_multi_region else {},
     )

@@ -128,10 +128,11 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
     check_new_key_tags(tags)
     arn = rt.key_arn_for(source.account_id, region, source.key_id)
     policy = req.get("Policy")
+    bindings: dict[str, str] = {}
     if policy is None:
         policy = key_policies.default_policy(rt.partition, source.account_id)
     else:
-        key_policies.check_policy(
+        bindings = key_policies.check_policy(
             rt,
             ctx,
             policy,
@@ -146,6 +147,7 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
         # Not a shared property: a replica's description is its own, empty unless given.
         description=req.get("Description") or "",
         policy=policy,
+        policy_principals=bindings,
         created_at=ctx.now,
         state=KeyState.PENDING_IMPORT.value if external else KeyState.ENABLED.value,
         current_material_id=None if external else source.current_material_id,

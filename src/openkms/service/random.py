@@ -12,8 +12,8 @@ from openkms.service.runtime import Runtime
 
 
 def generate_random(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    rt.access.authorize_account(ctx, "kms:GenerateRandom", "*", req)
     refuse_recipient(req)
+    rt.access.authorize_account(ctx, "kms:GenerateRandom", "*", req)
     count = req.get("NumberOfBytes")
     if count is None:
         raise ValidationException("NumberOfBytes is required.")

@@ -31,6 +31,22 @@ class RuntimeSettings:
     material_cache_seconds: float = 300.0
 
 
+# The operations that honour another account's permissions on a key (AWS API reference,
+# "Cross-account use: Yes"; Developer Guide, "Allowing users in other accounts to use a KMS
+# key"). Every other operation finds keys in the caller's own account only, whatever a key policy
+# grants to other accounts.
+CROSS_ACCOUNT_OPERATIONS = frozenset(
+    {
+        "CreateGrant", "Decapsulate", "Decrypt", "DeriveSharedSecret", "DescribeKey",
+        "Encapsulate", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
+        "GetKeyRotationStatus", "GetPublicKey", "ListGrants", "ReEncrypt", "RetireGrant",
+        "RevokeGrant", "Sign", "Verify", "VerifyMac",
+    }
+)  # fmt: skip
+
+
+
 def _policy_access(runtime: Runtime) -> AccessController:
     from openkms.service.authorization import PolicyAccessController
 
@@ -125,6 +141,14 @@ class Runtime:
         region = ctx.region
         if ref is None:
             raise NotFoundException(f"Invalid keyId '{key_ref}'")
+        # A key of another account exists for the caller only in the operations that honour
+        # cross-account permissions; for the others the answer is the one for a missing key,
+        # given before any lookup, so it tells nothing about that account's keys.
+        foreign = (
+            ref.account_id is not None
+            and ref.account_id != account
+            and ctx.operation not in CROSS_ACCOUNT_OPERATIONS
+        )
         if ref.kind in ("alias", "alias-arn"):
             ctx.request_alias = ref.alias_name
             if not allow_alias:
@@ -135,9 +159,11 @@ class Runtime:
                 if ref.region != region:
                     raise NotFoundException(f"Invalid arn {ref.region}")
                 account = ref.account_id
+            name = alias_arn(self.partition, region, account, ref.alias_name)
+            if foreign:
+                raise NotFoundException(f"Alias {name} is not found.")
             key_id = self.alias_target(account, region, ref.alias_name)
             if key_id is None:
-                name = alias_arn(self.partition, region, account, ref.alias_name)
                 raise NotFoundException(f"Alias {name} is not found.")
         else:
             assert ref.key_id is not None
@@ -150,6 +176,8 @@ class Runtime:
             if not is_key_id(key_id):
                 raise NotFoundException(f"Invalid keyId '{key_ref}'")
         arn = self.key_arn_for(account, region, key_id)
+        if foreign:
+            raise NotFoundException(f"Key '{arn}' does not exist")
         key = self.load_key(arn)
         if key is None:
             raise NotFoundException(f"Key '{arn}' does not exist")
