@@ -230,6 +230,10 @@ def test_documents(storage: Storage) -> None:
     ]
     assert storage.delete_document("user", ACCOUNT, "bob") is True
     assert storage.delete_document("user", ACCOUNT, "bob") is False
+    storage.put_document("group", "888888888888", "g", "{}", 2.0)
+    assert storage.list_document_scopes("user") == [ACCOUNT, "999999999999"]
+    assert storage.list_document_scopes("group") == ["888888888888"]
+    assert storage.list_document_scopes("role") == []
 
 
 def test_reset_keeps_accounts(storage: Storage) -> None:

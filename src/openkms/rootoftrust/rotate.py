@@ -31,7 +31,6 @@ import base64
 import binascii
 import dataclasses
 import struct
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -270,47 +269,8 @@ class Item:
 
 
 def _document_scopes(storage: Any, kind: str) -> list[str]:
-    """Every scope that holds documents of ``kind``. The Storage protocol has no such listing
-    yet: a backend's ``list_document_scopes`` is used when it has one, else the backends this
-    release ships are read directly."""
-    lister = getattr(storage, "list_document_scopes", None)
-    if callable(lister):
-        return sorted(lister(kind))
-    from openkms.storage.memory import MemoryStorage
-    from openkms.storage.sqlite import SqliteStorage
-
-    if isinstance(storage, SqliteStorage):
-        rows = storage._all("SELECT DISTINCT scope FROM documents WHERE kind = ?", (kind,))
-        return sorted(str(r["scope"]) for r in rows)
-    if isinstance(storage, MemoryStorage):
-        return sorted({s for (k, s, _) in list(storage._documents) if k == kind})
-    postgres = sys.modules.get("openkms.storage.postgres")  # loaded if the storage is one
-    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
-        rows = storage._all("SELECT DISTINCT scope FROM documents WHERE kind = %s", (kind,))
-        return sorted(str(r["scope"]) for r in rows)
-    return _key_arns(storage)
-
-
-def _key_arns(storage: Any) -> list[str]:
-    """Every key in the (account, Region) pairs where some key has material: the scopes of
-    ``kms-import`` documents, for a backend that cannot list them (an import token of a key
-    in a Region where no key has material would be missed)."""
-    pairs: set[tuple[str, str]] = set()
-    for ident, _ in storage.iter_wrapped_secrets():
-        if "#" in ident:
-            fields = ident.rpartition("#")[0].split(":")
-            if len(fields) >= 6:
-                pairs.add((fields[4], fields[3]))
-    arns: set[str] = set()
-    for account, region in sorted(pairs):
-        after: str | None = None
-        while True:
-            keys = storage.list_keys(account, region, after, 1000)
-            arns.update(k.arn for k in keys)
-            if len(keys) < 1000:
-                break
-            after = keys[-1].key_id
-    return sorted(arns)
+    """Every scope that holds documents of ``kind``."""
+    return sorted(storage.list_document_scopes(kind))
 
 
 def _documents(storage: Any, kind: str, scope: str) -> Iterator[str]:

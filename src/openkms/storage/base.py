@@ -144,6 +144,10 @@ class Storage(Protocol):
         """(name, doc) ordered by name."""
         ...
 
+    def list_document_scopes(self, kind: str) -> list[str]:
+        """Every scope that holds documents of ``kind``, ordered (root-key rotation scans them)."""
+        ...
+
     def delete_document(self, kind: str, scope: str, name: str) -> bool: ...
 
     # -- maintenance -------------------------------------------------------------------------

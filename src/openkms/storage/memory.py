@@ -118,6 +118,9 @@ class MemoryStorage:
         )
         return found[:limit]
 
+    def list_document_scopes(self, kind: str) -> list[str]:
+        return sorted({s for (k, s, _) in list(self._documents) if k == kind})
+
     def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
         found = [
             k for k in self._keys.values() if k.account_id == account_id and k.key_id == key_id
