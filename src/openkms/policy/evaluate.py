@@ -32,6 +32,7 @@ from typing import Literal
 
 from openkms.policy.conditions import conditions_match
 from openkms.policy.document import PolicyDocument, Statement
+from openkms.policy.facts import RequestFacts
 from openkms.policy.grants import GrantFacts, constraints_allow, grantee_match
 from openkms.policy.matching import MatchKind, match_principal, not_principal_applies
 
@@ -49,22 +50,6 @@ __all__ = [
 
 _EC_PREFIX = "kms:encryptioncontext:"
 _CONSTRAINT_FREE = frozenset({"DescribeKey", "RetireGrant", "CreateGrant"})
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    principal_arn: str  # arn:aws:iam::111122223333:root | :user/alice | arn:aws:sts::...
-    principal_account: str
-    principal_type: str  # "Account" (root) | "User" | "AssumedRole" (| "FederatedUser",
-    #                      "Service", "Federated" for trust policies)
-    principal_role_arn: str | None  # the IAM role ARN behind an assumed-role session
-    action: str  # "kms:Encrypt"
-    resource: str  # key ARN, or "*" for key-less operations
-    resource_account: str | None
-    context: Mapping[str, tuple[str, ...]]  # lower-cased condition keys -> values
-    # The caller's unique id: AIDA... for an IAM user, the role's AROA... for a role session
-    # (how stored policies and grants name users and roles); None for the account root.
-    principal_id: str | None = None
 
 
 DenySource = Literal["key-policy", "identity-policy", "session-policy", "trust-policy"]

@@ -21,13 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from openkms.policy.facts import RequestFacts
 from openkms.policy.matching import ROOT_ARN_RE, MatchKind
 from openkms.types import GrantOperation, KeySpec, KeyUsageType
-
-if TYPE_CHECKING:
-    from openkms.policy.evaluate import RequestFacts
 
 __all__ = [
     "GrantConstraints",

@@ -19,12 +19,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
+from openkms.policy.facts import RequestFacts
 from openkms.policy.variables import Template, Text, resolve_pieces
-
-if TYPE_CHECKING:
-    from openkms.policy.evaluate import RequestFacts
 
 __all__ = [
     "MatchKind",

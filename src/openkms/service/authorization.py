@@ -31,6 +31,7 @@ from openkms.service.condition_keys import (
     encryption_context_of,
 )
 from openkms.service.context import Principal, RequestContext
+from openkms.service.grant_store import grants_from_tokens
 
 
 def parse_key_policy(text: str) -> PolicyDocument:
@@ -276,10 +277,8 @@ class PolicyAccessController:
     def _grants(
         self, ctx: RequestContext, action: str, key: KeyRecord, req: Mapping[str, Any]
     ) -> list[GrantFacts]:
-        from openkms.service.grants import grants_from_tokens
-
         records: dict[str, GrantRecord] = {g.grant_id: g for g in self._rt.grants(key.arn)}
-        for grant in grants_from_tokens(self._rt, key.arn, req.get("GrantTokens")):
+        for grant in grants_from_tokens(self._rt.storage, key.arn, req.get("GrantTokens")):
             records[grant.grant_id] = grant
         facts = [_grant_facts(g) for g in records.values()]
         if action == "kms:CreateGrant":

@@ -69,7 +69,6 @@ def dry_run(req: dict[str, Any]) -> None:
         )
 
 
-
 def tags_from_request(tags: list[dict[str, str]] | None) -> dict[str, str]:
     """Validates AWS's tag rules beyond the model's lengths: no reserved ``aws:`` prefix, no key
     twice in one request (AWS refuses the request rather than keeping one of them)."""

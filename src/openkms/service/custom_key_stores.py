@@ -748,18 +748,6 @@ def _check_external_key(
         )
 
 
-def metadata_fields(key: KeyRecord) -> dict[str, Any]:
-    """KeyMetadata members of a key in a custom key store."""
-    out: dict[str, Any] = {}
-    cluster = key.extra.get("cloudhsm_cluster_id")
-    if cluster:
-        out["CloudHsmClusterId"] = cluster
-    xks_key_id = key.extra.get("xks_key_id")
-    if xks_key_id:
-        out["XksKeyConfiguration"] = {"Id": xks_key_id}
-    return out
-
-
 def _key_store(rt: Runtime, key: KeyRecord) -> StoreRecord:
     assert key.custom_key_store_id is not None
     store = get_store(rt, key.account_id, key.region, key.custom_key_store_id)

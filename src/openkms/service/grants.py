@@ -28,55 +28,22 @@ from openkms.iam.unique_ids import is_entity_arn, unique_id
 from openkms.policy.grants import case_collision, operations_valid_for_key
 from openkms.service.common import decode_marker, dry_run, encode_marker
 from openkms.service.context import Principal, RequestContext
+from openkms.service.grant_store import (
+    KIND,
+    KIND_NAME,
+    KIND_RETIRING,
+    grants_for_key,
+    load_grant,
+)
 from openkms.service.runtime import Runtime
 
 MAX_GRANTS_PER_KEY = 50_000
-MAX_GRANT_TOKENS = 10
-KIND = "kms-grant"
-KIND_NAME = "kms-grant-name"
-KIND_RETIRING = "kms-grant-retiring"
 
 
 def _check_operations(key: KeyRecord, operations: Sequence[str]) -> None:
     problem = operations_valid_for_key(operations, key.key_spec, key.key_usage)
     if problem is not None:
         raise ValidationException(problem)
-
-
-def load_grant(rt: Runtime, key_arn: str, grant_id: str) -> GrantRecord | None:
-    doc = rt.storage.get_document(KIND, key_arn, grant_id)
-    return None if doc is None else GrantRecord.from_doc(orjson.loads(doc))
-
-
-def grants_for_key(rt: Runtime, key_arn: str) -> list[GrantRecord]:
-    found: list[GrantRecord] = []
-    after: str | None = None
-    while True:
-        page = rt.storage.list_documents(KIND, key_arn, after=after, limit=1000)
-        found += [GrantRecord.from_doc(orjson.loads(doc)) for _, doc in page]
-        if len(page) < 1000:
-            return found
-        after = page[-1][0]
-
-
-def grants_from_tokens(
-    rt: Runtime, key_arn: str, tokens: Sequence[str] | None
-) -> list[GrantRecord]:
-    """The grants named by a request's GrantTokens that belong to this key (effective at once)."""
-    if not tokens:
-        return []
-    if len(tokens) > MAX_GRANT_TOKENS:
-        raise ValidationException(f"At most {MAX_GRANT_TOKENS} grant tokens are allowed.")
-    found = []
-    for token in tokens:
-        grant_id, token_key = decode_token(token)
-        if token_key != key_arn:
-            continue
-        grant = load_grant(rt, key_arn, grant_id)
-        if grant is None:
-            raise InvalidGrantTokenException("Invalid grant token.")
-        found.append(grant)
-    return found
 
 
 def create_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +82,7 @@ def create_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
         if name is not None:
             existing_id = rt.storage.get_document(KIND_NAME, key.arn, name)
             if existing_id is not None:
-                existing = load_grant(rt, key.arn, orjson.loads(existing_id))
+                existing = load_grant(rt.storage, key.arn, orjson.loads(existing_id))
                 if existing is not None:
                     return {
                         "GrantId": existing.grant_id,
@@ -222,7 +189,7 @@ def list_grants(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
     after = decode_marker(req.get("Marker"))
     grants = [
         g
-        for g in grants_for_key(rt, key.arn)
+        for g in grants_for_key(rt.storage, key.arn)
         if (req.get("GrantId") is None or g.grant_id == req["GrantId"])
         and (req.get("GranteePrincipal") is None or g.grantee_principal == req["GranteePrincipal"])
         and (after is None or g.grant_id > after)
@@ -281,7 +248,7 @@ def list_retirable_grants(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
         key_arn = orjson.loads(key_arn_json)
         if service and not _in_account(key_arn, caller_account):
             continue
-        grant = load_grant(rt, key_arn, grant_id)
+        grant = load_grant(rt.storage, key_arn, grant_id)
         if grant is not None and grant.retiring_id in (None, current):
             grants.append(grant)
     shown = _Shown(rt)
@@ -319,7 +286,7 @@ def retire_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
         grant_id = req["GrantId"]
     else:
         raise ValidationException("Either GrantToken, or KeyId and GrantId, are required.")
-    grant = load_grant(rt, key.arn, grant_id)
+    grant = load_grant(rt.storage, key.arn, grant_id)
     if grant is None:
         if token is not None:
             raise InvalidGrantTokenException("Invalid grant token.")
@@ -346,7 +313,7 @@ def retire_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
 def revoke_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     key = rt.resolve_key(ctx, req["KeyId"], allow_alias=False)
     rt.access.authorize_key(ctx, "kms:RevokeGrant", key, req)
-    grant = load_grant(rt, key.arn, req["GrantId"])
+    grant = load_grant(rt.storage, key.arn, req["GrantId"])
     if grant is None:
         raise InvalidGrantIdException(f"Grant {req['GrantId']} does not exist for key {key.arn}")
     dry_run(req)

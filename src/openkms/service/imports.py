@@ -28,6 +28,7 @@ from openkms.errors import (
 from openkms.rootoftrust.aad import IMPORT_TOKEN_KIND, import_token_aad
 from openkms.service import asymmetric_keys, multi_region
 from openkms.service.context import RequestContext
+from openkms.service.metadata import REPLICA, key_type
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
 from openkms.types import KeySpec, KeyState, OriginType
@@ -160,7 +161,7 @@ def import_key_material(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
         key = fresh
         known = key.extra.get("imported_material_ids", [])
         fingerprint = material_id
-        if key.multi_region and multi_region.key_type(key) == multi_region.REPLICA and not known:
+        if key.multi_region and key_type(key) == REPLICA and not known:
             # A replica accepts only the material of its key set, which it imports as existing
             # material of that set.
             known = [

@@ -24,7 +24,7 @@ from openkms.errors import (
 from openkms.service import asymmetric_keys, custom_key_stores, key_policies, multi_region
 from openkms.service.common import check_new_key_tags, decode_marker, page, tags_from_request
 from openkms.service.context import RequestContext
-from openkms.service.metadata import key_metadata
+from openkms.service.metadata import PRIMARY, key_metadata, key_type
 from openkms.service.multi_region import new_multi_region_key_id as multi_region_key_id
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
@@ -238,7 +238,7 @@ def schedule_key_deletion(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
         replicas = [
             k
             for k in multi_region.related(rt, key)
-            if k.arn != key.arn and multi_region.key_type(key) == multi_region.PRIMARY
+            if k.arn != key.arn and key_type(key) == PRIMARY
         ]
         if replicas:
             # The window starts only when the last replica is gone.

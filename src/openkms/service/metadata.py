@@ -49,11 +49,38 @@ def key_metadata(key: KeyRecord, related: list[KeyRecord] | None = None) -> dict
         meta["ExpirationModel"] = key.expiration_model
     if key.custom_key_store_id is not None:
         meta["CustomKeyStoreId"] = key.custom_key_store_id
-        from openkms.service.custom_key_stores import metadata_fields
-
-        meta.update(metadata_fields(key))
+        meta.update(custom_key_store_fields(key))
     if key.multi_region:
-        from openkms.service.multi_region import configuration
-
         meta["MultiRegionConfiguration"] = configuration(key, related or [key])
     return meta
+
+
+# --- members of keys in custom key stores and of multi-Region keys ----------------------------
+def custom_key_store_fields(key: KeyRecord) -> dict[str, Any]:
+    """KeyMetadata members of a key in a custom key store."""
+    out: dict[str, Any] = {}
+    cluster = key.extra.get("cloudhsm_cluster_id")
+    if cluster:
+        out["CloudHsmClusterId"] = cluster
+    xks_key_id = key.extra.get("xks_key_id")
+    if xks_key_id:
+        out["XksKeyConfiguration"] = {"Id": xks_key_id}
+    return out
+
+
+PRIMARY = "PRIMARY"
+REPLICA = "REPLICA"
+
+
+def key_type(key: KeyRecord) -> str | None:
+    value = key.extra.get("mr_type")
+    return None if value is None else str(value)
+
+
+def configuration(key: KeyRecord, keys: list[KeyRecord]) -> dict[str, Any]:
+    primary = next((k for k in keys if key_type(k) == PRIMARY), key)
+    return {
+        "MultiRegionKeyType": key_type(key) or PRIMARY,
+        "PrimaryKey": {"Arn": primary.arn, "Region": primary.region},
+        "ReplicaKeys": [{"Arn": k.arn, "Region": k.region} for k in keys if key_type(k) == REPLICA],
+    }

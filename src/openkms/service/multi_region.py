@@ -19,13 +19,11 @@ from openkms.errors import (
 from openkms.service import key_policies
 from openkms.service.common import check_new_key_tags, tags_from_request
 from openkms.service.context import RequestContext
-from openkms.service.metadata import key_metadata
+from openkms.service.metadata import PRIMARY, REPLICA, key_metadata, key_type
 from openkms.service.runtime import Runtime
 from openkms.storage.records import MaterialRecord
 from openkms.types import KeyState, OriginType
 
-PRIMARY = "PRIMARY"
-REPLICA = "REPLICA"
 DAY = 86_400
 
 
@@ -33,22 +31,8 @@ def new_multi_region_key_id() -> str:
     return "mrk-" + uuid.uuid4().hex
 
 
-def key_type(key: KeyRecord) -> str | None:
-    value = key.extra.get("mr_type")
-    return None if value is None else str(value)
-
-
 def related(rt: Runtime, key: KeyRecord) -> list[KeyRecord]:
     return rt.storage.list_related_keys(key.account_id, key.key_id) if key.multi_region else []
-
-
-def configuration(key: KeyRecord, keys: list[KeyRecord]) -> dict[str, Any]:
-    primary = next((k for k in keys if key_type(k) == PRIMARY), key)
-    return {
-        "MultiRegionKeyType": key_type(key) or PRIMARY,
-        "PrimaryKey": {"Arn": primary.arn, "Region": primary.region},
-        "ReplicaKeys": [{"Arn": k.arn, "Region": k.region} for k in keys if key_type(k) == REPLICA],
-    }
 
 
 def primary_of(rt: Runtime, key: KeyRecord) -> KeyRecord:

@@ -18,6 +18,7 @@ from openkms.rootoftrust.aad import material_aad
 from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
 from openkms.service.caches import TtlCache
 from openkms.service.context import RequestContext
+from openkms.service.grant_store import grants_for_key
 from openkms.storage.base import Storage
 from openkms.storage.records import KeyUsage, MaterialRecord
 
@@ -44,7 +45,6 @@ CROSS_ACCOUNT_OPERATIONS = frozenset(
         "RevokeGrant", "Sign", "Verify", "VerifyMac",
     }
 )  # fmt: skip
-
 
 
 def _policy_access(runtime: Runtime) -> AccessController:
@@ -187,9 +187,7 @@ class Runtime:
         """The key's grants (GrantRecord), cached for at most the cache TTL."""
         cached = self.grant_cache.get(key_arn)
         if cached is None:
-            from openkms.service.grants import grants_for_key
-
-            cached = grants_for_key(self, key_arn)
+            cached = grants_for_key(self.storage, key_arn)
             self.grant_cache.put(key_arn, cached)
         return cached
 
