@@ -20,7 +20,8 @@ from botocore.serialize import create_serializer
 
 from openkms.clock import FixedClock
 from openkms.http.identity import Identities
-from openkms.iam.dispatch import IamDeps, handle_query
+from openkms.iam.dispatch import handle_query
+from openkms.iam.handler import IamDeps
 from openkms.rootoftrust.memory import MemoryRoot
 from openkms.service.accounts import create_account
 from openkms.service.context import RequestContext

@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from openkms.audit.redaction import redact
-from openkms.service.context import Principal, RequestContext
+from openkms.context import Principal, RequestContext
 
 __all__ = [
     "CRYPTOGRAPHIC_OPERATIONS",

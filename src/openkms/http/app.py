@@ -363,7 +363,8 @@ class OpenKMSApp:
         self, service: str, ctx: RequestContext, scope: Scope, body: bytes
     ) -> tuple[int, bytes, str | None, bytes]:
         """IAM and STS (AWS Query protocol, XML), served on the same port."""
-        from openkms.iam.dispatch import IamDeps, handle_query
+        from openkms.iam.dispatch import handle_query
+        from openkms.iam.handler import IamDeps
 
         deps = IamDeps(
             storage=self.runtime.storage,

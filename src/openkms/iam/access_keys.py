@@ -8,21 +8,15 @@ within the identity cache's TTL.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
 
 from openkms.iam import DeleteConflict, LimitExceeded, NoSuchEntity, ValidationError
 from openkms.iam.authz import require
+from openkms.iam.handler import IamDeps, Params, Result
 from openkms.iam.store import IamStore, account_store
 from openkms.iam.users import caller_user_name, user_arn_for
 from openkms.service.accounts import issue_access_key, root_arn
 from openkms.service.context import RequestContext
 from openkms.storage.records import AccessKeyRecord
-
-if TYPE_CHECKING:
-    from openkms.iam.dispatch import IamDeps
-
-Params = dict[str, Any]
-Result = dict[str, Any] | None
 
 MAX_KEYS_PER_USER = 2
 ROOT_USER_NAME = "root"

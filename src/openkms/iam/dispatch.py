@@ -10,11 +10,8 @@ the codes IAM and STS answer for them (``InvalidClientTokenId``, ``SignatureDoes
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
-from openkms.clock import Clock
 from openkms.errors import OpenKMSError
 from openkms.iam import (
     IamError,
@@ -28,24 +25,13 @@ from openkms.iam import (
     sts,
     users,
 )
+from openkms.iam.handler import Handler, IamDeps
 from openkms.iam.query import error_xml, load_model, parse_form, parse_input, result_xml
-from openkms.rootoftrust.base import RootOfTrust
 from openkms.service.context import RequestContext
-from openkms.storage.base import Storage, StorageError
+from openkms.storage.base import StorageError
 
 log = logging.getLogger("openkms.iam")
 
-
-@dataclass(frozen=True, slots=True)
-class IamDeps:
-    storage: Storage
-    root: RootOfTrust
-    clock: Clock
-    partition: str = "aws"
-    access: Any = None  # the KMS AccessController; IAM does not use it
-
-
-Handler = Callable[[IamDeps, RequestContext, dict[str, Any]], dict[str, Any] | None]
 
 HANDLERS: Mapping[str, Mapping[str, Handler]] = {
     "iam": {

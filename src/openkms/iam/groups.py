@@ -3,10 +3,11 @@ AddUserToGroup, RemoveUserFromGroup, ListGroupsForUser."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openkms.iam import DeleteConflict, LimitExceeded, NoSuchEntity
 from openkms.iam.authz import require
+from openkms.iam.handler import IamDeps, Params, Result
 from openkms.iam.store import (
     Group,
     IamStore,
@@ -19,12 +20,6 @@ from openkms.iam.store import (
 )
 from openkms.iam.users import user_arn_for, user_out
 from openkms.service.context import RequestContext
-
-if TYPE_CHECKING:
-    from openkms.iam.dispatch import IamDeps
-
-Params = dict[str, Any]
-Result = dict[str, Any] | None
 
 MAX_GROUPS_PER_USER = 10
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openkms.iam import DeleteConflict, InvalidInput, LimitExceeded, NoSuchEntity
 from openkms.iam.authz import IDENTITY, require, validate_policy
 from openkms.iam.groups import group_arn_for
+from openkms.iam.handler import Handler, IamDeps, Params, Result
 from openkms.iam.roles import role_arn_for
 from openkms.iam.simulation import (
     SimulatedPrincipal,
@@ -42,13 +42,6 @@ from openkms.iam.store import (
 )
 from openkms.iam.users import user_arn_for
 from openkms.service.context import RequestContext
-
-if TYPE_CHECKING:
-    from openkms.iam.dispatch import IamDeps
-
-Params = dict[str, Any]
-Result = dict[str, Any] | None
-Handler = Callable[["IamDeps", RequestContext, Params], Result]
 
 MAX_VERSIONS = 5
 MAX_MANAGED_POLICY_SIZE = 6144

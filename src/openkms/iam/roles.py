@@ -4,10 +4,11 @@ and their tags. A role's trust policy (``AssumeRolePolicyDocument``) says who ma
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openkms.iam import DeleteConflict, LimitExceeded, MalformedPolicyDocument
 from openkms.iam.authz import TRUST, require, validate_policy
+from openkms.iam.handler import IamDeps, Params, Result
 from openkms.iam.store import (
     IamStore,
     Role,
@@ -27,12 +28,6 @@ from openkms.iam.users import no_boundaries
 from openkms.policy.principal_ids import substitute_principals
 from openkms.service.context import RequestContext
 from openkms.storage.base import Storage
-
-if TYPE_CHECKING:
-    from openkms.iam.dispatch import IamDeps
-
-Params = dict[str, Any]
-Result = dict[str, Any] | None
 
 DEFAULT_MAX_SESSION_SECONDS = 3600
 MAX_TRUST_POLICY_SIZE = 2048

@@ -13,20 +13,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openkms.iam import MalformedPolicyDocument, ValidationError
 from openkms.iam.authz import SESSION, authorize_assume_role, validate_policy
+from openkms.iam.handler import IamDeps, Params, Result
 from openkms.iam.sessions import issue_session, load_session
 from openkms.iam.store import IamStore, Role, policy_size
 from openkms.policy.principal_ids import substitute_principals
 from openkms.service.context import RequestContext
-
-if TYPE_CHECKING:
-    from openkms.iam.dispatch import IamDeps
-
-Params = dict[str, Any]
-Result = dict[str, Any] | None
 
 DEFAULT_DURATION_SECONDS = 3600
 CHAINED_MAX_SECONDS = 3600

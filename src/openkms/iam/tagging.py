@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openkms.iam.authz import require
+from openkms.iam.handler import Handler, IamDeps, Params, Result
 from openkms.iam.store import (
     IamStore,
     account_store,
@@ -17,13 +18,6 @@ from openkms.iam.store import (
     tags_out,
 )
 from openkms.service.context import RequestContext
-
-if TYPE_CHECKING:
-    from openkms.iam.dispatch import IamDeps
-
-Params = dict[str, Any]
-Result = dict[str, Any] | None
-Handler = Callable[["IamDeps", RequestContext, Params], Result]
 
 
 def tag_handlers(kind: str, label: str) -> dict[str, Handler]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openkms.iam import DeleteConflict, InvalidInput, ValidationError
 from openkms.iam.authz import require
+from openkms.iam.handler import IamDeps, Params, Result
 from openkms.iam.store import (
     IamStore,
     User,
@@ -20,12 +21,6 @@ from openkms.iam.store import (
 from openkms.iam.tagging import tag_handlers
 from openkms.service.accounts import root_arn
 from openkms.service.context import RequestContext
-
-if TYPE_CHECKING:
-    from openkms.iam.dispatch import IamDeps
-
-Params = dict[str, Any]
-Result = dict[str, Any] | None
 
 
 def user_out(user: User, *, with_tags: bool = True) -> dict[str, Any]:

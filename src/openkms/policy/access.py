@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from openkms.context import RequestContext
 from openkms.domain.key import KeyRecord
-from openkms.service.context import RequestContext
 
 
 class AccessController(Protocol):
