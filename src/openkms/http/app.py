@@ -13,11 +13,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
 from openkms.audit import AuditSink, AuditWriteError, build_record, is_read_only
-from openkms.audit.events import event_id
+from openkms.audit.events import EVENT_SOURCE, event_id
+from openkms.audit.throttle import FailedAuthGate
 from openkms.auth.sigv4 import SigV4Verifier
 from openkms.config import Settings, settings_from_env
 from openkms.errors import (
@@ -30,7 +32,9 @@ from openkms.errors import (
     UnsupportedOperationException,
 )
 from openkms.fips import fips_refusal
+from openkms.http.iam_audit import EVENT_SOURCES, iam_read_only, redact_query
 from openkms.http.identity import Identities
+from openkms.http.limits import check_caller_strings
 from openkms.http.metrics import Metrics
 from openkms.http.ratelimit import CRYPTO_OPERATIONS, RateLimiter, limiter_from_settings
 from openkms.http.wiring import Wired, build_runtime, open_audit_sink
@@ -73,13 +77,25 @@ class OpenKMSApp:
             self.settings.cache_ttl_seconds,
             clock=self.runtime.clock,
         )
+        # KMS, IAM and STS follow the rules of every AWS service but S3: the x-amz-* headers
+        # (X-Amz-Target above all) and Content-Type must be signed, the payload hash is the
+        # body's own, and the credential scope names a Region of the partition.
         self.verifier = SigV4Verifier(
             self.identities.secret_for,
             self.runtime.clock,
             max_skew_seconds=self.settings.max_clock_skew_seconds,
+            allow_unsigned_payload=False,
+            hash_body=True,
+            must_sign_prefixes=("x-amz-",),
+            must_sign=() if self.settings.allow_unsigned_content_type else ("content-type",),
+            regions=self.settings.region_set(),
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.audit: AuditSink | None = open_audit_sink(self.settings)
+        self.failed_auth = FailedAuthGate(
+            rate=self.settings.audit_failed_auth_rate,
+            total_rate=self.settings.audit_failed_auth_total_rate,
+        )
         self.metrics: Metrics | None = None
         if self.settings.metrics_enabled:
             self.metrics = Metrics(self.settings.metrics_multiproc_path)
@@ -127,6 +143,12 @@ class OpenKMSApp:
         self._tasks.append(
             loop.create_task(self._every(self.settings.scheduler_interval_seconds, self._run_purge))
         )
+        if self.audit is not None:
+            self._tasks.append(
+                loop.create_task(
+                    self._every(self.settings.audit_summary_seconds, self._audit_summary)
+                )
+            )
 
     async def _stop_background(self) -> None:
         for task in self._tasks:
@@ -137,6 +159,7 @@ class OpenKMSApp:
         self._tasks.clear()
         self._flush_usage()
         if self.audit is not None:
+            self._audit_summary()
             self.audit.close()
         if self.metrics is not None:
             self.metrics.close()
@@ -154,6 +177,18 @@ class OpenKMSApp:
             except Exception:
                 # One failed run must not end the loop: the next one may succeed.
                 log.exception("background job %s failed; it runs again in %.2f s", job, seconds)
+
+    def _audit_summary(self) -> None:
+        """The ``suppressed`` notice counting the failed-authentication records not written."""
+        if self.audit is None:
+            return
+        notice = self.failed_auth.summary()
+        if notice is None:
+            return
+        try:
+            self.audit.write(notice)
+        except AuditWriteError:
+            log.error("audit: the summary of suppressed failed-authentication records was lost")
 
     def _flush_usage(self) -> None:
         if self.metrics is not None:
@@ -268,15 +303,10 @@ class OpenKMSApp:
                 return self._query_api(service, ctx, scope, body)
             handler = handler_for(operation)
             params = validate_input(operation, codec.decode_body(body))
+            check_caller_strings(params, self.settings.max_encryption_context_chars)
             self._gate(ctx, operation, params)
             result = handler(self.runtime, ctx, params)
         except OpenKMSError as exc:
-            service = _scope_service(scope)
-            if service in ("iam", "sts"):
-                from openkms.iam.dispatch import render_error
-
-                status, payload, code = render_error(service, exc, request_id)
-                return status, payload, code, b"text/xml"
             error = exc
         except StorageError:
             log.exception("storage failure (request %s)", request_id)
@@ -284,23 +314,50 @@ class OpenKMSApp:
         except Exception:
             log.exception("unexpected failure (request %s)", request_id)
             error = KMSInternalException("")
-        if error is not None and _scope_service(scope) in ("iam", "sts"):
-            from openkms.iam.dispatch import render_error
-
-            status, payload, code = render_error(_scope_service(scope), error, request_id)
-            return status, payload, code, b"text/xml"
+        query_service = _scope_service(scope)
+        if ctx is None and query_service in ("iam", "sts"):
+            # Refused before IAM/STS dispatch (authentication): their XML, their codes.
+            return self._query_error(query_service, scope, body, request_id, error)
         try:
             self._audit(scope, request_id, ctx, params, result, error)
         except AuditWriteError:
-            log.error("audit record could not be written; failing request %s", request_id)
-            if self.metrics is not None:
-                self.metrics.audit_write_failure()
+            self._audit_failed(request_id)
             error = KMSInternalException("The request could not be audited; retry.")
             result = None
         if error is not None or result is None:
             error = error or KMSInternalException("")
             return error.status, error_body(error), error.code, _JSON_TYPE
         return 200, codec.encode(result), None, _JSON_TYPE
+
+    def _audit_failed(self, request_id: str) -> None:
+        log.error("audit record could not be written; failing request %s", request_id)
+        if self.metrics is not None:
+            self.metrics.audit_write_failure()
+
+    def _query_error(
+        self,
+        service: str,
+        scope: Scope,
+        body: bytes,
+        request_id: str,
+        error: OpenKMSError | None,
+    ) -> tuple[int, bytes, str | None, bytes]:
+        from openkms.iam.dispatch import render_error
+
+        error = error or KMSInternalException("")
+        status, payload, code = render_error(service, error, request_id)
+        try:
+            self._audit_unauthenticated(
+                scope, request_id, error, code, service, lambda: _query_action(scope, body)
+            )
+        except AuditWriteError:
+            self._audit_failed(request_id)
+            status, payload, code = render_error(
+                service,
+                KMSInternalException("The request could not be audited; retry."),
+                request_id,
+            )
+        return status, payload, code, b"text/xml"
 
     def _gate(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> None:
         """Rate limits and the FIPS-style mode, before the operation runs."""
@@ -336,34 +393,114 @@ class OpenKMSApp:
     ) -> None:
         if self.audit is None:
             return
-        operation = ctx.operation if ctx is not None else _target_operation(scope)
-        if not operation:
+        if ctx is None:
+            if error is not None:
+                self._audit_unauthenticated(
+                    scope, request_id, error, error.code, "kms", lambda: _target_operation(scope)
+                )
             return
-        client = scope.get("client") or ("", 0)
-        now = ctx.now if ctx is not None else self.runtime.clock.now()
         record = build_record(
             ctx=ctx,
-            operation=operation,
+            operation=ctx.operation,
             request_params=params,
             response=result,
             error_code=error.code if error is not None else None,
             error_message=error.message if error is not None else None,
             request_id=request_id,
-            event_time=now,
-            region=ctx.region if ctx is not None else "",
-            source_ip=str(client[0]),
-            user_agent=ctx.user_agent if ctx is not None else _header(scope, b"user-agent"),
-            read_only=is_read_only(operation),
-            resources=ctx.resources if ctx is not None else (),
-            account_id=ctx.principal.account_id if ctx is not None else "",
+            event_time=ctx.now,
+            region=ctx.region,
+            source_ip=ctx.source_ip,
+            user_agent=ctx.user_agent,
+            read_only=is_read_only(ctx.operation),
+            resources=ctx.resources,
+            account_id=ctx.principal.account_id,
         )
+        self.audit.write(record)
+
+    def _audit_unauthenticated(
+        self,
+        scope: Scope,
+        request_id: str,
+        error: OpenKMSError,
+        code: str,
+        service: str,
+        operation_of: Callable[[], str],
+    ) -> None:
+        """A request refused before it had a principal: recorded in full only as often as
+        ``FailedAuthGate`` admits (per source and overall), otherwise counted for the next
+        ``suppressed`` summary. What the record copies from the request is bounded
+        (``audit.events.FIELD_LIMITS``)."""
+        if self.audit is None:
+            return
+        client = scope.get("client") or ("", 0)
+        source_ip = str(client[0])
+        if not self.failed_auth.admit(source_ip, time.monotonic(), code):
+            return
+        operation = operation_of()
+        if not operation:
+            operation = "Unknown"
+        record = build_record(
+            ctx=None,
+            operation=operation,
+            request_params=None,
+            response=None,
+            error_code=code,
+            error_message=error.message,
+            request_id=request_id,
+            event_time=self.runtime.clock.now(),
+            region="",
+            source_ip=source_ip,
+            user_agent=_header(scope, b"user-agent"),
+            read_only=service == "kms" and is_read_only(operation),
+            resources=(),
+            account_id="",
+            access_key_id=_credential_key_id(scope),
+            event_source=EVENT_SOURCES.get(service, EVENT_SOURCE),
+        )
+        self.audit.write(record)
+
+    def _audit_query(
+        self,
+        service: str,
+        ctx: RequestContext,
+        trace: dict[str, Any],
+        error_code: str | None,
+    ) -> None:
+        """The record of an IAM or STS call (eventSource iam/sts.amazonaws.com), secrets
+        left out (``openkms.http.iam_audit``)."""
+        if self.audit is None:
+            return
+        action = str(trace.get("action") or ctx.operation or "Unknown")
+        read_only = iam_read_only(action)
+        response = None
+        if error_code is None and not read_only:
+            response = redact_query(service, trace.get("result"))
+        record = build_record(
+            ctx=ctx,
+            operation=action,
+            request_params=None,
+            response=None,
+            error_code=error_code,
+            error_message=str(trace.get("message", "")) if error_code is not None else None,
+            request_id=ctx.request_id,
+            event_time=ctx.now,
+            region=ctx.region,
+            source_ip=ctx.source_ip,
+            user_agent=ctx.user_agent,
+            read_only=read_only,
+            resources=(),
+            account_id=ctx.principal.account_id,
+            event_source=EVENT_SOURCES[service],
+        )
+        record["requestParameters"] = redact_query(service, trace.get("params"))
+        record["responseElements"] = response
         self.audit.write(record)
 
     def _query_api(
         self, service: str, ctx: RequestContext, scope: Scope, body: bytes
     ) -> tuple[int, bytes, str | None, bytes]:
-        """IAM and STS (AWS Query protocol, XML), served on the same port."""
-        from openkms.iam.dispatch import IamDeps, handle_query
+        """IAM and STS (AWS Query protocol, XML), served on the same port, and audited."""
+        from openkms.iam.dispatch import IamDeps, handle_query, render_error
 
         deps = IamDeps(
             storage=self.runtime.storage,
@@ -373,7 +510,14 @@ class OpenKMSApp:
             access=self.runtime.access,
         )
         query = scope.get("query_string", b"").decode("latin-1")
-        status, payload, error_type = handle_query(deps, service, ctx, body, query)
+        trace: dict[str, Any] = {}
+        status, payload, error_type = handle_query(deps, service, ctx, body, query, trace)
+        try:
+            self._audit_query(service, ctx, trace, error_type)
+        except AuditWriteError:
+            self._audit_failed(ctx.request_id)
+            failure = KMSInternalException("The request could not be audited; retry.")
+            status, payload, error_type = render_error(service, failure, ctx.request_id)
         return status, payload, error_type, b"text/xml"
 
     def _authenticate(
@@ -532,6 +676,27 @@ def _scope_service(scope: Scope) -> str:
     _, _, rest = query.partition(b"X-Amz-Credential=")
     parts = rest.split(b"&", 1)[0].replace(b"%2F", b"/").split(b"/")
     return parts[3].decode("latin-1") if len(parts) >= 5 else ""
+
+
+def _credential_key_id(scope: Scope) -> str:
+    """The access key id the request's Authorization header (or presigned URL) names."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            _, _, rest = value.partition(b"Credential=")
+            return str(rest.split(b"/", 1)[0].split(b",", 1)[0].decode("latin-1"))
+    query = scope.get("query_string", b"")
+    _, _, rest = query.partition(b"X-Amz-Credential=")
+    return str(rest.split(b"%2F", 1)[0].split(b"/", 1)[0].split(b"&", 1)[0].decode("latin-1"))
+
+
+def _query_action(scope: Scope, body: bytes) -> str:
+    """The ``Action`` of an IAM or STS request, read without trusting the request."""
+    for source in (body[:8192], scope.get("query_string", b"")[:8192]):
+        for item in source.split(b"&"):
+            name, _, value = item.partition(b"=")
+            if name == b"Action":
+                return str(unquote_to_bytes(value).decode("utf-8", "replace"))
+    return ""
 
 
 def _too_large(limit: int) -> RequestEntityTooLarge:
