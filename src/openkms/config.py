@@ -110,7 +110,7 @@ class Settings:
     max_header_bytes: int = 16 * 1024  # request line and headers together
     header_timeout_seconds: float = 10.0  # from the first byte (or the connection) to the end
     body_timeout_seconds: float = 30.0  # from the end of the headers to the end of the body
-    keep_alive_timeout_seconds: float = 5.0  # an idle keep-alive connection is closed
+    keep_alive_timeout_seconds: int = 5  # an idle keep-alive connection is closed
     max_connections: int = 1000  # open connections; beyond, new ones get 503 and are closed
     # Caller-chosen strings: an encryption context's keys and values, all together, in
     # characters (AWS documents no number; see docs/configuration.md).
@@ -209,8 +209,8 @@ class Settings:
         for name in ("header_timeout_seconds", "body_timeout_seconds"):
             if not 0.1 <= getattr(self, name) <= 3600:
                 raise SettingsError(f"{name}: from 0.1 to 3600")
-        if not 0.1 <= self.keep_alive_timeout_seconds <= 3600:
-            raise SettingsError("keep_alive_timeout_seconds: from 0.1 to 3600")
+        if not 1 <= self.keep_alive_timeout_seconds <= 3600:
+            raise SettingsError("keep_alive_timeout_seconds: from 1 to 3600")
         if self.max_connections < 1:
             raise SettingsError("max_connections: must be at least 1")
         if not 64 <= self.max_encryption_context_chars <= 1024 * 1024:

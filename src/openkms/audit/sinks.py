@@ -406,7 +406,11 @@ class FileAuditSink:
         return chain, len(line), 1
 
     def _open_fd(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if os.fstat(fd).st_mode & 0o077:  # a file left readable by others: not any more
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o600)
+        return fd
 
     def _shift_backups(self) -> dict[str, Any] | None:
         """``audit.log.9`` → ``.10`` … ``audit.log`` → ``.1``. With ``backups`` 0 (the default)

@@ -23,6 +23,7 @@ from openkms.audit.throttle import FailedAuthGate
 from openkms.auth.sigv4 import SigV4Verifier
 from openkms.config import Settings, settings_from_env
 from openkms.errors import (
+    AccessDeniedException,
     InvalidSignatureException,
     KMSInternalException,
     OpenKMSError,
@@ -35,6 +36,7 @@ from openkms.fips import fips_refusal
 from openkms.http.iam_audit import EVENT_SOURCES, iam_read_only, redact_query
 from openkms.http.identity import Identities
 from openkms.http.limits import check_caller_strings
+from openkms.http.localonly import cross_site_refusal, reset_refusal
 from openkms.http.metrics import Metrics
 from openkms.http.ratelimit import CRYPTO_OPERATIONS, RateLimiter, limiter_from_settings
 from openkms.http.wiring import Wired, build_runtime, open_audit_sink
@@ -108,6 +110,10 @@ class OpenKMSApp:
             ):
                 self.metrics.register_cache(name, _cache_stats(cache))
         self.limiter: RateLimiter | None = limiter_from_settings(self.settings)
+        # Development mode answers only requests addressed to a loopback name, from no foreign
+        # web page: a page the developer visits can neither rebind a name to 127.0.0.1 nor
+        # post across sites (openkms.http.localonly).
+        self._local_only = self.settings.dev or self.settings.accept_any_credentials
         if self.settings.accept_any_credentials:
             ensure_account(wired.storage, self.runtime.clock, self.settings.account_id)
 
@@ -235,6 +241,11 @@ class OpenKMSApp:
     ) -> None:
         method = scope["method"]
         path = scope["path"]
+        if self._local_only:
+            refusal = cross_site_refusal(scope)
+            if refusal is not None:
+                await self._send_error(send, AccessDeniedException(refusal), request_id)
+                return
         if method == "GET" and path in ("/healthz", "/readyz", "/"):
             await self._health(path, request_id, send)
             return
@@ -249,6 +260,8 @@ class OpenKMSApp:
         except OpenKMSError as exc:
             await self._send_error(send, exc, request_id)
             return
+        if body is None:
+            return  # the client went away (or was cut off) before its body arrived
         if method == "POST" and path == "/_openkms/reset":
             await self._reset(scope, body, request_id, send)
             return
@@ -265,7 +278,8 @@ class OpenKMSApp:
     def _metrics_here(self) -> bool:
         return self.metrics is not None and not self.settings.metrics_port
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The request body; None when the client disconnected before it was complete."""
         limit = self.settings.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -280,7 +294,7 @@ class OpenKMSApp:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -580,6 +594,10 @@ class OpenKMSApp:
     async def _reset(self, scope: Scope, body: bytes, request_id: str, send: Send) -> None:
         if not self.settings.accept_any_credentials:
             await self._send(send, 404, b'{"message":"Not Found"}', request_id, None)
+            return
+        refusal = reset_refusal(scope)
+        if refusal is not None:
+            await self._send_error(send, AccessDeniedException(refusal), request_id)
             return
         self.runtime.storage.reset_kms_data()
         self.runtime.key_cache.clear()
