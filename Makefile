@@ -6,7 +6,7 @@ DATA_DIR ?= ./.openkms
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench fuzz clean
 
 # The request path is compiled with mypyc (setup.py), which type-checks it against the installed
 # dependencies: so first the package and its dependencies as plain Python, then the compiled
@@ -35,6 +35,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run
+
+# The model-driven fuzzer (tests/security/fuzzer.py) against a server of its own: seeded,
+# prints its counts and findings, exits 1 on a finding. FUZZ_REQUESTS / FUZZ_SEED to change.
+FUZZ_REQUESTS ?= 100000
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.security.fuzzer --requests $(FUZZ_REQUESTS) --seed $(FUZZ_SEED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/openkms/_compiled.json

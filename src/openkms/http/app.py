@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -63,6 +65,18 @@ log = logging.getLogger("openkms.http")
 _JSON_TYPE = b"application/x-amz-json-1.1"
 _TARGET_PREFIX = TARGET_PREFIX + "."
 _SERVICES = frozenset({"kms", "iam", "sts"})
+# Operations that may generate an RSA key (over a second for RSA_4096): they run on a thread of
+# their own, one at a time, so that the event loop keeps serving everyone else (pyca releases
+# the GIL while it generates keys).
+_SLOW_OPERATIONS = frozenset(
+    {
+        "CreateKey",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "GetParametersForImport",
+        "ReplicateKey",
+    }
+)
 # Header names as received -> their lower-cased text (the same dozen names on every request).
 _HEADER_NAMES: dict[bytes, str] = {}
 
@@ -93,6 +107,7 @@ class OpenKMSApp:
             regions=self.settings.region_set(),
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-slow")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
         self.failed_auth = FailedAuthGate(
             rate=self.settings.audit_failed_auth_rate,
@@ -163,6 +178,7 @@ class OpenKMSApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._slow.shutdown(wait=True)
         self._flush_usage()
         if self.audit is not None:
             self._audit_summary()
@@ -269,7 +285,18 @@ class OpenKMSApp:
             unseal_status, doc = handle_unseal(self.wired.root, body)
             await self._send(send, unseal_status, orjson.dumps(doc), request_id, None)
             return
-        status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
+        if _target_operation(scope) in _SLOW_OPERATIONS:
+            context = contextvars.copy_context()  # the request id the logs carry
+            (
+                status,
+                payload,
+                error_type,
+                content_type,
+            ) = await asyncio.get_running_loop().run_in_executor(
+                self._slow, context.run, self._dispatch, scope, body, request_id
+            )
+        else:
+            status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
         await self._send(send, status, payload, request_id, error_type, content_type)
         if self.metrics is not None:
             operation = _target_operation(scope) or _scope_service(scope) or "other"
