@@ -172,7 +172,7 @@ def test_slowloris_connections_below_the_cap_leave_healthz_fast(tight: Server) -
         for sock in sockets:
             sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         worst = max(healthz_seconds(tight.endpoint) for _ in range(10))
-        assert worst < 0.1, worst
+        assert worst < 0.5, worst  # blocked, it would be seconds; 0.5 leaves room for a busy CI
     finally:
         for sock in sockets:
             sock.close()
