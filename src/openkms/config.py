@@ -72,7 +72,15 @@ class Settings:
     audit_stdout: bool = False
     audit_fail_closed: bool = True
     audit_max_bytes: int = 64 * 1024 * 1024
-    audit_backups: int = 10
+    # Rotated audit files kept; 0 (the default) keeps every file: pruning is the operator's
+    # deliberate act (``openkms audit prune``), recorded in the chain.
+    audit_backups: int = 0
+    # Requests that fail authentication are recorded in full at most this often per source
+    # address (records/s, bursts of 10 s worth) and across all sources; the rest are counted
+    # and summarized every audit_summary_seconds (docs/formats/audit.md).
+    audit_failed_auth_rate: float = 1.0
+    audit_failed_auth_total_rate: float = 20.0
+    audit_summary_seconds: float = 60.0
     # A background thread writes and fsyncs the accepted records this often; 0 = in each request.
     audit_flush_seconds: float = 0.05
     # Root of trust: "file" (root_key_file, or OPENKMS_ROOT_KEY) or "pkcs11" (an AES-256 key in
@@ -102,6 +110,20 @@ class Settings:
     log_format: str = "text"  # "text" or "json" (one object per line)
     shutdown_timeout_seconds: float = 10.0  # grace for in-flight requests on SIGTERM
     runtime_dir: str | None = None  # default <data_dir>/run: metrics files, rate-limit buckets
+    # Request authentication (docs/configuration.md): the Regions a credential scope may name
+    # (comma-separated; default: the partition's, from botocore's data), and whether a
+    # signature may leave Content-Type out (aws-sdk-js v2 does; x-amz-* headers never may).
+    regions: str | None = None
+    allow_unsigned_content_type: bool = False
+    # Slow and greedy clients: per worker process.
+    max_header_bytes: int = 16 * 1024  # request line and headers together
+    header_timeout_seconds: float = 10.0  # from the first byte (or the connection) to the end
+    body_timeout_seconds: float = 30.0  # from the end of the headers to the end of the body
+    keep_alive_timeout_seconds: int = 5  # an idle keep-alive connection is closed
+    max_connections: int = 1000  # open connections; beyond, new ones get 503 and are closed
+    # Caller-chosen strings: an encryption context's keys and values, all together, in
+    # characters (AWS documents no number; see docs/configuration.md).
+    max_encryption_context_chars: int = 8192
 
     @property
     def data_path(self) -> Path:
@@ -153,6 +175,7 @@ class Settings:
             raise SettingsError("audit_flush_seconds: from 0 to 10")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes: must be at least 1024")
+        self._validate_limits()
         self._validate_service()
         if self.root_of_trust not in ROOTS_OF_TRUST:
             raise SettingsError(
@@ -171,6 +194,42 @@ class Settings:
         if self.xks_proxy_ca_file and not Path(self.xks_proxy_ca_file).is_file():
             raise SettingsError(f"xks_proxy_ca_file: {self.xks_proxy_ca_file} is not a file")
         return self
+
+    def _validate_limits(self) -> None:
+        """Authentication, slow clients, caller-chosen sizes and the audit flood bounds."""
+        if self.audit_backups < 0:
+            raise SettingsError("audit_backups: 0 (keep every file) or more")
+        for name in ("audit_failed_auth_rate", "audit_failed_auth_total_rate"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{name}: must be more than 0")
+        if not 1 <= self.audit_summary_seconds <= 3600:
+            raise SettingsError("audit_summary_seconds: from 1 to 3600")
+        if self.regions is not None:
+            from openkms.auth.regions import parse_region_list
+
+            try:
+                parse_region_list(self.regions)
+            except ValueError as exc:
+                raise SettingsError(f"regions: {exc}") from None
+        if not 1024 <= self.max_header_bytes <= 1024 * 1024:
+            raise SettingsError("max_header_bytes: from 1024 to 1048576")
+        for name in ("header_timeout_seconds", "body_timeout_seconds"):
+            if not 0.1 <= getattr(self, name) <= 3600:
+                raise SettingsError(f"{name}: from 0.1 to 3600")
+        if not 1 <= self.keep_alive_timeout_seconds <= 3600:
+            raise SettingsError("keep_alive_timeout_seconds: from 1 to 3600")
+        if self.max_connections < 1:
+            raise SettingsError("max_connections: must be at least 1")
+        if not 64 <= self.max_encryption_context_chars <= 1024 * 1024:
+            raise SettingsError("max_encryption_context_chars: from 64 to 1048576")
+
+    def region_set(self) -> frozenset[str]:
+        """The Regions a credential scope may name."""
+        from openkms.auth.regions import parse_region_list, partition_regions
+
+        if self.regions is not None:
+            return parse_region_list(self.regions)
+        return partition_regions(self.partition)
 
     def validate_root_of_trust(self) -> Settings:
         """The checks that need the environment's values too (``with_root_env``)."""

@@ -111,7 +111,12 @@ def test_accept_any_credentials_and_reset(tmp_path: Path) -> None:
         arn = kms.create_key()["KeyMetadata"]["Arn"]
         assert arn.startswith("arn:aws:kms:eu-west-1:123456789012:key/")
         assert len(kms.list_keys()["Keys"]) == 1
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/_openkms/reset", method="POST")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/_openkms/reset",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=5) as resp:
             assert resp.status == 200
         assert kms.list_keys()["Keys"] == []

@@ -327,11 +327,17 @@ def test_edit_in_a_rotated_file(tmp_path: Path) -> None:
     assert kinds(verify_files(files)) == [(files[1].name, 3, seq, "edited")]
 
 
-def test_newest_file_alone_is_partial_but_ok(tmp_path: Path) -> None:
+def test_newest_file_alone_is_partial_but_ok_when_asked(tmp_path: Path) -> None:
     files = make_log(tmp_path, 60, max_bytes=4096)
-    report = verify_files(files[-1:])
+    report = verify_files(files[-1:], allow_partial=True)
     assert report.ok
     assert [w.kind for w in report.warnings] == ["partial"]
+
+
+def test_newest_file_alone_is_missing_files_by_default(tmp_path: Path) -> None:
+    files = make_log(tmp_path, 60, max_bytes=4096)
+    report = verify_files(files[-1:])
+    assert [p.kind for p in report.problems] == ["missing-files"]
 
 
 def test_two_chains_are_verified_separately(tmp_path: Path) -> None:

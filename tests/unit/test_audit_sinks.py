@@ -177,8 +177,36 @@ def test_retention_keeps_backups_files(tmp_path: Path) -> None:
     files = log_files(tmp_path)
     assert [p.name for p in files] == ["audit.log.2", "audit.log.1", "audit.log"]
     report = verify_files(files)
-    assert report.ok and [w.kind for w in report.warnings] == ["partial"]
+    # The deletions the operator asked for (backups=2) are recorded in the chain.
+    assert report.ok and [w.kind for w in report.warnings] == ["pruned"]
     assert numbers(files) == list(range(100))[-report.records :]
+
+
+def test_default_rotation_keeps_every_file(tmp_path: Path) -> None:
+    sink = FileAuditSink(tmp_path / "audit.log", max_bytes=4096, background=False)
+    for n in range(100):
+        sink.write(rec(n, pad=200))
+        sink.flush()
+    sink.close()
+    files = log_files(tmp_path)
+    assert len(files) > 10
+    assert numbers(files) == list(range(100))
+    assert_verifies(files, 100)
+
+
+def test_deleting_the_oldest_files_fails_verification(tmp_path: Path) -> None:
+    """A rotated file removed without a recorded prune: files were deleted."""
+    sink = FileAuditSink(tmp_path / "audit.log", max_bytes=4096, background=False)
+    for n in range(60):
+        sink.write(rec(n, pad=200))
+        sink.flush()
+    sink.close()
+    files = log_files(tmp_path)
+    files[0].unlink()
+    report = verify_files(files[1:])
+    assert not report.ok
+    assert [p.kind for p in report.problems] == ["missing-files"]
+    assert verify_files(files[1:], allow_partial=True).ok
 
 
 def test_a_record_larger_than_max_bytes_is_still_written(tmp_path: Path) -> None:
@@ -540,6 +568,6 @@ def test_multi_sink(tmp_path: Path) -> None:
 
 def test_bad_settings(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        FileAuditSink(tmp_path / "a.log", backups=0)
+        FileAuditSink(tmp_path / "a.log", backups=-1)
     with pytest.raises(ValueError):
         FileAuditSink(tmp_path / "a.log", max_bytes=100)

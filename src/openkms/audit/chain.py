@@ -36,15 +36,20 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER",
     "NOTICE",
+    "PRUNED",
     "ChainError",
     "ChainSummary",
     "Entry",
     "Problem",
     "VerifyReport",
+    "file_end",
     "genesis",
     "header_entry",
+    "last_line",
     "order_files",
     "parse_line",
+    "prune_notice",
+    "pruned_chains",
     "seal",
     "verify_files",
 ]
@@ -53,6 +58,7 @@ FORMAT_VERSION: Final = 1
 CHAIN: Final = "openkmsChain"
 HEADER: Final = "openkmsHeader"
 NOTICE: Final = "openkmsNotice"
+PRUNED: Final = "pruned"  # a notice's kind: files were deleted on purpose
 
 # The chain member closes every line: ``...,"openkmsChain":{"hash":H,"prev":P,"seq":N}}``.
 _TAIL: Final = re.compile(
@@ -374,12 +380,62 @@ class _Walker:
         self.report = report
         self.anchors = anchors
         self.found: set[tuple[int, str]] = set()
+        # Chains whose first file given continues from an earlier one: (path, seq, logId,
+        # previous seq, previous hash), resolved once every file is read.
+        self.partial: list[tuple[str, int, str, int, str]] = []
+        # (logId, seq, hash) of the last entry of files removed by a recorded prune.
+        self.pruned: dict[tuple[str, int, str], str] = {}
 
     def problem(self, path: str, line: int, seq: int | None, kind: str, message: str) -> None:
         self.report.problems.append(Problem(path, line, seq, kind, message))
 
     def warn(self, path: str, line: int, seq: int | None, kind: str, message: str) -> None:
         self.report.warnings.append(Problem(path, line, seq, kind, message))
+
+    def note_pruned(self, notice: dict[str, Any], where: str) -> None:
+        chains = notice.get("chains")
+        if not isinstance(chains, list):
+            return
+        for item in chains:
+            if not isinstance(item, dict):
+                continue
+            log_id, seq, digest = item.get("logId"), item.get("throughSeq"), item.get("hash")
+            if isinstance(log_id, str) and type(seq) is int and isinstance(digest, str):
+                self.pruned[(log_id, seq, digest)] = where
+
+    def resolve_partial(self, allow_partial: bool) -> None:
+        """A chain that begins in a file not given: explained by a recorded prune (warning),
+        accepted with ``allow_partial`` (warning), else files are missing (problem)."""
+        for path, seq, log_id, p_seq, p_hash in self.partial:
+            where = self.pruned.get((log_id, p_seq, p_hash))
+            if where is not None:
+                self.warn(
+                    path,
+                    1,
+                    seq,
+                    "pruned",
+                    f"the chain continues from seq {p_seq}, in files removed by the prune "
+                    f"recorded at {where}",
+                )
+            elif allow_partial:
+                self.warn(
+                    path,
+                    1,
+                    seq,
+                    "partial",
+                    f"the chain continues from seq {p_seq} in a file not given; its earlier "
+                    "files cannot be checked",
+                )
+            else:
+                self.problem(
+                    path,
+                    1,
+                    seq,
+                    "missing-files",
+                    f"the chain continues from seq {p_seq} in a file that was not given and "
+                    "whose removal no prune recorded: files were deleted (give every file, or "
+                    "--allow-partial to check only these)",
+                )
 
     def chain(self, log_id: str | None, paths: list[str]) -> None:
         summary = ChainSummary(log_id=log_id, files=paths)
@@ -451,6 +507,8 @@ class _Walker:
                     self.report.records += 1
                     summary.records += 1
                 notice = entry.notice
+                if notice is not None and notice.get("kind") == PRUNED:
+                    self.note_pruned(notice, f"{path}:{lineno}")
                 if notice is not None and notice.get("kind") in _NOT_WRITTEN:
                     self.warn(
                         path,
@@ -508,14 +566,8 @@ class _Walker:
             self.problem(path, 1, entry.seq, "bad-header", "header.previous is malformed")
             return None, None
         if first_of_chain or before is None:
-            self.warn(
-                path,
-                1,
-                entry.seq,
-                "partial",
-                f"the chain continues from seq {p_seq} in a file not given; its earlier "
-                "files cannot be checked",
-            )
+            assert log_id is not None
+            self.partial.append((path, entry.seq, log_id, p_seq, p_hash))
             return p_seq + 1, p_hash
         if before.seq is None or before.hash is None:
             return p_seq + 1, p_hash  # the previous file was unreadable: already reported
@@ -590,13 +642,20 @@ def order_files(paths: Iterable[str | Path]) -> list[tuple[str | None, list[str]
 
 
 def verify_files(
-    paths: Iterable[str | Path], *, anchors: Sequence[tuple[int, str]] = ()
+    paths: Iterable[str | Path],
+    *,
+    anchors: Sequence[tuple[int, str]] = (),
+    allow_partial: bool = False,
 ) -> VerifyReport:
     """Verify audit log files: any order, any number of chains (one per writer process).
 
     Files of one chain are put in order by their headers' seq. ``anchors`` are (seq, hash)
     pairs recorded elsewhere (``FileAuditSink.head()``): each must be found, which detects
     the removal of the last entries of a log and a rewrite of the whole chain.
+
+    A chain whose earliest file given continues from an earlier file is a problem
+    (``missing-files``) unless a ``pruned`` notice in the files given records the removal of
+    that earlier file, or ``allow_partial`` says only some files were given on purpose.
     """
     report = VerifyReport()
     anchor_map: dict[int, set[str]] = {}
@@ -605,6 +664,7 @@ def verify_files(
     walker = _Walker(report, anchor_map)
     for log_id, members in order_files(paths):
         walker.chain(log_id, members)
+    walker.resolve_partial(allow_partial)
     for seq, digests in anchor_map.items():
         for digest in digests:
             if (seq, digest) not in walker.found:
@@ -619,3 +679,91 @@ def verify_files(
                     )
                 )
     return report
+
+
+# --- pruning -------------------------------------------------------------------------------------
+def last_line(path: str) -> bytes:
+    """The last complete line of a file (b"" if none)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        end = handle.tell()
+        block = 64 * 1024
+        buf = b""
+        pos = end
+        while pos > 0:
+            start = max(0, pos - block)
+            handle.seek(start)
+            buf = handle.read(pos - start) + buf
+            pos = start
+            cut = buf.rfind(b"\n")
+            if cut >= 0 and (buf.rfind(b"\n", 0, cut) >= 0 or pos == 0):
+                break
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            return b""
+        return buf[buf.rfind(b"\n", 0, cut) + 1 : cut + 1]
+
+
+def file_end(path: str | Path) -> tuple[str | None, int | None, str | None]:
+    """(logId of the file's header, seq and hash of its last complete entry)."""
+    head = _head_of(str(path), 0)
+    try:
+        last = parse_line(last_line(str(path)))
+    except (ChainError, OSError):
+        return head.log_id, None, None
+    return head.log_id, last.seq, last.hash
+
+
+def pruned_chains(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """What a ``pruned`` notice must say about ``paths`` (files about to be deleted): for each,
+    ``{"logId", "throughSeq", "hash"}`` of its last entry (what the next file's header names
+    as its predecessor), plus the entries of every ``pruned`` notice inside them, carried
+    forward so that an earlier prune stays explained."""
+    found: dict[tuple[str, int, str], None] = {}
+    for path in paths:
+        log_id, seq, digest = file_end(path)
+        if log_id is not None and seq is not None and digest is not None:
+            found[(log_id, seq, digest)] = None
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError:
+            continue
+        with handle:
+            for raw in handle:
+                if b'"openkmsNotice"' not in raw or b'"pruned"' not in raw:
+                    continue
+                try:
+                    notice = parse_line(raw).notice
+                except ChainError:
+                    continue
+                if notice is None or notice.get("kind") != PRUNED:
+                    continue
+                for item in notice.get("chains") or ():
+                    if isinstance(item, dict):
+                        key = (item.get("logId"), item.get("throughSeq"), item.get("hash"))
+                        if (
+                            isinstance(key[0], str)
+                            and type(key[1]) is int
+                            and isinstance(key[2], str)
+                        ):
+                            found[key] = None  # type: ignore[index]
+    return [{"logId": k[0], "throughSeq": k[1], "hash": k[2]} for k in found]
+
+
+def prune_notice(
+    *,
+    chains: list[dict[str, Any]],
+    files: Sequence[str],
+    reason: str,
+    at: str,
+    before: str | None = None,
+    by: str = "",
+) -> dict[str, Any]:
+    """The chain entry that records the deletion of ``files`` (names, not paths)."""
+    body: dict[str, Any] = {"kind": PRUNED, "at": at, "reason": reason, "files": list(files)}
+    if before is not None:
+        body["before"] = before
+    if by:
+        body["by"] = by
+    body["chains"] = chains
+    return {NOTICE: body}

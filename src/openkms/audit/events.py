@@ -21,6 +21,11 @@ CloudTrail's record contents and the KMS examples (``ct-encrypt``, ``ct-decrypt`
   call touched (aliases get ``AWS::KMS::Alias``); absent when there is none.
 * ``requestID``, a fresh ``eventID`` (uuid4), ``readOnly``, ``recipientAccountId``.
 
+What a record copies from the request as it came (``eventName`` of an unknown target,
+``userAgent``, ``errorMessage``, the access key id of an unauthenticated caller) is cut to a
+bound (``FIELD_LIMITS``) and marked ``...[truncated N chars]``, so that a stranger cannot make a
+record large.
+
 Records are treated as immutable once built: parts of them (``userIdentity``) are shared
 between records of the same principal.
 """
@@ -40,6 +45,7 @@ __all__ = [
     "CRYPTOGRAPHIC_OPERATIONS",
     "EVENT_SOURCE",
     "EVENT_VERSION",
+    "FIELD_LIMITS",
     "build_record",
     "event_id",
     "event_time",
@@ -49,6 +55,21 @@ __all__ = [
 
 EVENT_VERSION: Final = "1.08"
 EVENT_SOURCE: Final = "kms.amazonaws.com"
+
+# Characters kept of what a record copies verbatim from the request.
+FIELD_LIMITS: Final = {
+    "eventName": 128,
+    "userAgent": 1024,
+    "errorMessage": 1024,
+    "accessKeyId": 128,
+}
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` if it is at most ``limit`` characters, else its start and a marker."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[truncated {len(text) - limit} chars]"
 
 # Operations that use key material. CloudTrail logs them with readOnly true and
 # responseElements null.
@@ -140,7 +161,7 @@ def user_identity(principal: Principal | None, access_key_id: str = "") -> dict[
             "principalId": "",
             "arn": "",
             "accountId": "",
-            "accessKeyId": access_key_id,
+            "accessKeyId": bounded(access_key_id, FIELD_LIMITS["accessKeyId"]),
         }
     # Keyed by a tuple of strings (their hashes are cached), not by the dataclass, whose
     # generated __hash__ costs a microsecond.
@@ -230,6 +251,7 @@ def build_record(
     account_id: str,
     access_key_id: str = "",
     additional_event_data: Mapping[str, Any] | None = None,
+    event_source: str = EVENT_SOURCE,
 ) -> dict[str, Any]:
     """A CloudTrail-shaped record of one call (see the module docstring).
 
@@ -247,15 +269,15 @@ def build_record(
         "eventVersion": EVENT_VERSION,
         "userIdentity": user_identity(None if ctx is None else ctx.principal, access_key_id),
         "eventTime": _event_time(event_time),
-        "eventSource": EVENT_SOURCE,
-        "eventName": operation,
+        "eventSource": event_source,
+        "eventName": bounded(operation, FIELD_LIMITS["eventName"]),
         "awsRegion": region,
         "sourceIPAddress": source_ip,
-        "userAgent": user_agent,
+        "userAgent": bounded(user_agent, FIELD_LIMITS["userAgent"]),
     }
     if failed:  # CloudTrail's place for them: before requestParameters
         record["errorCode"] = error_code
-        record["errorMessage"] = error_message or ""
+        record["errorMessage"] = bounded(error_message or "", FIELD_LIMITS["errorMessage"])
     record["requestParameters"] = redact(request_params)
     record["responseElements"] = response_elements
     if additional_event_data:

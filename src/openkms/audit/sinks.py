@@ -45,6 +45,8 @@ from openkms.audit.chain import (
     genesis,
     header_entry,
     parse_line,
+    prune_notice,
+    pruned_chains,
     seal,
 )
 from openkms.clock import Clock, SystemClock
@@ -257,15 +259,15 @@ class FileAuditSink:
         path: str | Path,
         *,
         max_bytes: int = 64 * MiB,
-        backups: int = 10,
+        backups: int = 0,
         flush_interval: float = 0.05,
         fail_closed: bool = True,
         clock: Clock | None = None,
         max_pending_bytes: int = 64 * MiB,
         background: bool = True,
     ) -> None:
-        if backups < 1:
-            raise ValueError("backups: at least 1 (the file being rotated away is backup 1)")
+        if backups < 0:
+            raise ValueError("backups: 0 (keep every rotated file) or more")
         if max_bytes < 4096:
             raise ValueError("max_bytes: at least 4096")
         self._clock: Clock = clock or SystemClock()
@@ -367,7 +369,7 @@ class FileAuditSink:
                 self._written += 1
                 return chain, tail.size + len(line), 2  # at least a header and this notice
             # Full, torn by a crash, or unreadable: keep it as it is, start the next file.
-            self._shift_backups()
+            pruned = self._shift_backups()
             if intact:
                 assert tail.log_id is not None and tail.last is not None
                 chain = _Chain(tail.log_id, tail.last.seq, tail.last.hash)
@@ -377,7 +379,14 @@ class FileAuditSink:
                 log.warning("audit log %s cannot be read; a new chain begins", self.path)
                 chain, previous = _Chain(uuid.uuid4().hex), None
                 note = "the previous file's chain could not be read; a new chain begins"
-            return self._begin_file(chain, previous, tail.torn if intact else 0, note)
+            begun = self._begin_file(chain, previous, tail.torn if intact else 0, note)
+            if pruned is None:
+                return begun
+            line = chain.seal(pruned)
+            self._write_all(line)
+            os.fsync(self._fd)
+            self._written += 1
+            return chain, begun[1] + len(line), begun[2] + 1
         # No file (or an empty one): a rotation may have been cut short; continue from .1.
         rotated = _read_tail(_backup(self.path, 1))
         if rotated is not None and rotated.log_id is not None and rotated.last is not None:
@@ -397,20 +406,42 @@ class FileAuditSink:
         return chain, len(line), 1
 
     def _open_fd(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if os.fstat(fd).st_mode & 0o077:  # a file left readable by others: not any more
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o600)
+        return fd
 
-    def _shift_backups(self) -> None:
-        """``audit.log.9`` → ``.10`` … ``audit.log`` → ``.1`` (the oldest beyond ``backups``
-        is overwritten)."""
+    def _shift_backups(self) -> dict[str, Any] | None:
+        """``audit.log.9`` → ``.10`` … ``audit.log`` → ``.1``. With ``backups`` 0 (the default)
+        every file is kept; otherwise the oldest beyond ``backups`` is overwritten, and the
+        ``pruned`` notice to seal into the chain (so that ``verify`` can tell this deletion,
+        asked for by the operator, from an attacker's) is returned."""
         if not self.path.exists():
-            return  # already shifted (a retried rotation)
-        for index in range(self._backups - 1, 0, -1):
+            return None  # already shifted (a retried rotation)
+        top = self._backups
+        notice = None
+        if top == 0:
+            top = 1
+            while _backup(self.path, top).exists():
+                top += 1
+        else:
+            doomed = _backup(self.path, top)
+            if doomed.exists():
+                notice = prune_notice(
+                    chains=pruned_chains([doomed]),
+                    files=[doomed.name],
+                    reason=f"rotation keeps {top} backups (audit_backups)",
+                    at=_iso(self._clock.now()),
+                )
+        for index in range(top - 1, 0, -1):
             source = _backup(self.path, index)
             if source.exists():
                 os.replace(source, _backup(self.path, index + 1))
         if self.path.exists():
             os.replace(self.path, _backup(self.path, 1))
         _fsync_dir(self.path)
+        return notice
 
     # -- hot path ---------------------------------------------------------------------------
     def write(self, record: Mapping[str, Any]) -> None:
@@ -541,8 +572,11 @@ class FileAuditSink:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
-        self._shift_backups()
+        pruned = self._shift_backups()
         self._fd = self._open_fd()
+        if pruned is not None:
+            with self._lock:  # written with the next batch, after the new file's header
+                self._seal_and_queue(pruned)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)

@@ -98,6 +98,8 @@ MSG_UNSIGNED_PAYLOAD_REFUSED: Final = (
     "This server requires a signed payload (x-amz-content-sha256)."
 )
 MSG_EXPIRES_NOT_A_NUMBER: Final = "X-Amz-Expires should be a number"
+MSG_NOT_SIGNED: Final = "'{}' must be a 'SignedHeader' in the AWS Authorization."
+MSG_REGION: Final = "Credential should be scoped to a valid region, not '{}'."
 MSG_EXPIRES_NEGATIVE: Final = "X-Amz-Expires must be non-negative"
 MSG_EXPIRES_TOO_LARGE: Final = (
     "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires "
@@ -315,6 +317,11 @@ def _is_sha256_hex(value: str) -> bool:
     return len(value) == 64 and _HEX_DIGITS.issuperset(value)
 
 
+def _display_name(name: str) -> str:
+    """``x-amz-target`` -> ``X-Amz-Target``, as AWS names headers in its messages."""
+    return "-".join(part[:1].upper() + part[1:] for part in name.split("-"))
+
+
 def derive_signing_key(secret: bytes, scope_date: str, region: str, service: str) -> bytes:
     key = hmac.digest(b"AWS4" + secret, _to_bytes(scope_date), "sha256")
     key = hmac.digest(key, _to_bytes(region), "sha256")
@@ -345,10 +352,14 @@ class SigV4Verifier:
         "_cache_size",
         "_clock",
         "_derive",
+        "_hash_body",
         "_key_cache",
         "_lookup",
         "_max_skew",
+        "_must_sign",
+        "_must_sign_prefixes",
         "_normalize_path",
+        "_regions",
         "_skew_text",
     )
 
@@ -362,8 +373,26 @@ class SigV4Verifier:
         signing_key_cache_size: int = 4096,
         allow_unsigned_payload: bool = True,
         derive: Callable[[bytes, str, str, str], bytes] | None = None,
+        must_sign: Iterable[str] = (),
+        must_sign_prefixes: Iterable[str] = (),
+        hash_body: bool = False,
+        regions: Iterable[str] | None = None,
     ) -> None:
-        """``derive`` replaces ``derive_signing_key`` (tests count the derivations with it)."""
+        """``derive`` replaces ``derive_signing_key`` (tests count the derivations with it).
+
+        The rules of every AWS service but S3 (the server's settings):
+
+        * ``must_sign``: header names (lower case) that must be among the SignedHeaders when the
+          request carries them (``content-type``); ``must_sign_prefixes``: the same for every
+          header whose name starts with one of them (``x-amz-``). Refused with
+          ``InvalidSignatureException`` "'X-Amz-Target' must be a 'SignedHeader' in the AWS
+          Authorization."
+        * ``hash_body``: the payload hash of the canonical request is always the SHA-256 of the
+          body received, whatever ``x-amz-content-sha256`` says (so ``UNSIGNED-PAYLOAD`` or a
+          hash of another body makes the signature mismatch), as AWS computes it outside S3.
+        * ``regions``: the Regions a credential scope may name; any other is refused with
+          "Credential should be scoped to a valid region, not '<region>'." None: any.
+        """
         if max_skew_seconds < 0:
             raise ValueError("max_skew_seconds must not be negative")
         if signing_key_cache_size < 0:
@@ -377,6 +406,10 @@ class SigV4Verifier:
         )
         self._normalize_path = normalize_path
         self._allow_unsigned_payload = allow_unsigned_payload
+        self._must_sign = frozenset(name.lower() for name in must_sign)
+        self._must_sign_prefixes = tuple(prefix.lower() for prefix in must_sign_prefixes)
+        self._hash_body = hash_body
+        self._regions = None if regions is None else frozenset(regions)
         self._cache_size = signing_key_cache_size
         # (access key id, date, region, service) -> (secret, HMAC keyed with the signing key).
         # The secret rides along so that a hit can be checked against the current secret: a
@@ -548,6 +581,10 @@ class SigV4Verifier:
         signed_headers = tuple(signed_headers_text.lower().split(";"))
         if "host" not in signed_headers and ":authority" not in signed_headers:
             raise InvalidSignatureException(MSG_HOST_NOT_SIGNED)
+        if self._must_sign or self._must_sign_prefixes:
+            unsigned = self._unsigned_header(headers, signed_headers)
+            if unsigned is not None:
+                raise InvalidSignatureException(MSG_NOT_SIGNED.format(_display_name(unsigned)))
         if algorithm != ALGORITHM:
             raise IncompleteSignatureException(
                 f"Unsupported AWS 'algorithm': '{algorithm}' (only {ALGORITHM} for now)."
@@ -562,8 +599,10 @@ class SigV4Verifier:
             )
         access_key_id, scope_date, region, service, terminator = parts
         scope_problems: list[str] = []
-        if expected_region is not None and region != expected_region:
-            scope_problems.append(f"Credential should be scoped to a valid region, not '{region}'.")
+        if (expected_region is not None and region != expected_region) or (
+            self._regions is not None and region not in self._regions
+        ):
+            scope_problems.append(MSG_REGION.format(region))
         if expected_service is not None and service != expected_service:
             scope_problems.append(
                 f"Credential should be scoped to correct service: '{expected_service}'."
@@ -599,6 +638,18 @@ class SigV4Verifier:
         )
         return _Parsed(parsed, headers, query)
 
+    def _unsigned_header(
+        self, headers: dict[str, list[str]], signed_headers: tuple[str, ...]
+    ) -> str | None:
+        """The first header the request carries that must be signed but is not."""
+        prefixes = self._must_sign_prefixes
+        for name in headers:
+            if name in signed_headers:
+                continue
+            if name in self._must_sign or (prefixes and name.startswith(prefixes)):
+                return name
+        return None
+
     def _check_time(self, amz_date: str, signed_at: float, expires: int | None, now: float) -> None:
         current = math.floor(now)
         skew = self._max_skew
@@ -631,7 +682,7 @@ class SigV4Verifier:
         if secret is None:
             raise UnrecognizedClientException(MSG_UNKNOWN_KEY)
 
-        declared = auth.content_sha256
+        declared = None if self._hash_body else auth.content_sha256
         body_must_match = False
         if declared is None:
             payload_hash = hashlib.sha256(body).hexdigest()

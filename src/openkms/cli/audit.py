@@ -1,4 +1,4 @@
-"""``openkms audit verify`` and ``openkms audit search``: check and query audit logs.
+"""``openkms audit verify``, ``search`` and ``prune``: check, query and shorten audit logs.
 
 ``register(subparsers)`` adds the ``audit`` command to ``openkms``'s parser; ``main(argv)``
 runs the same commands standalone (``python -m openkms.cli.audit verify audit.log*``).
@@ -67,7 +67,7 @@ def _print_report(report: VerifyReport) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = verify_files(args.files, anchors=args.anchor or ())
+    report = verify_files(args.files, anchors=args.anchor or (), allow_partial=args.allow_partial)
     _print_report(report)
     if any(p.kind == "unreadable" for p in report.problems):
         return 2
@@ -98,6 +98,30 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from openkms.audit.prune import prune
+
+    base = Path(args.log) if args.log else Path(args.data_dir or "./.openkms") / "audit.log"
+    try:
+        report = prune(base, args.before, dry_run=args.dry_run)
+    except OSError as exc:
+        print(f"openkms audit prune: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout
+    verb = "would remove" if args.dry_run else "removed"
+    for path in report.removed:
+        out.write(f"{verb} {path}\n")
+    for path in report.kept_back:
+        out.write(f"kept {path} (records at or after --before)\n")
+    if report.notice_file is not None:
+        out.write(f"recorded in {report.notice_file}\n")
+    if not report.removed:
+        out.write("nothing to prune\n")
+    return 0
+
+
 def _add_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="audit_command", required=True)
     verify = sub.add_parser(
@@ -116,7 +140,29 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
         help="an entry known to exist (recorded elsewhere); detects a truncated or rewritten "
         "log (repeatable)",
     )
+    verify.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="accept chains whose earlier files were not given (checking only recent files); "
+        "without it, a file removed without a recorded prune is a problem",
+    )
     verify.set_defaults(func=cmd_verify)
+
+    prune_cmd = sub.add_parser(
+        "prune",
+        help="remove old rotated audit files, recording it in the chain",
+        description="Remove the rotated files (never a file being written) whose records all "
+        "precede --before, oldest first, after sealing a 'pruned' notice naming them into the "
+        "chain, so that 'verify' accepts the shortened log. The server never deletes audit "
+        "files on its own (audit_backups 0).",
+    )
+    prune_cmd.add_argument(
+        "--before", required=True, type=_time, metavar="T", help="ISO 8601 or epoch seconds"
+    )
+    prune_cmd.add_argument("--log", help="the audit log (default <data-dir>/audit.log)")
+    prune_cmd.add_argument("--data-dir", help="data directory (default ./.openkms)")
+    prune_cmd.add_argument("--dry-run", action="store_true", help="only list what would go")
+    prune_cmd.set_defaults(func=cmd_prune)
 
     search = sub.add_parser(
         "search",
@@ -142,7 +188,7 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``audit verify`` and ``audit search`` to ``openkms``'s subcommands."""
+    """Add ``audit verify``, ``search`` and ``prune`` to ``openkms``'s subcommands."""
     audit = subparsers.add_parser(
         "audit", help="verify and search audit logs", description=_DESCRIPTION
     )

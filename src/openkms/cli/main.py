@@ -123,6 +123,7 @@ def _bootstrap_dev(settings: Settings, endpoint: str) -> Path:
 
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
 
@@ -196,6 +197,11 @@ def _run_server(settings: Settings) -> int:
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        # Slow and greedy clients (openkms.http.protocol adds header/body deadlines, the header
+        # size limit for httptools, and refuses connections beyond max_connections at once).
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
+        limit_concurrency=settings.max_connections,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     if settings.workers <= 1:
         server = uvicorn.Server(config)

@@ -340,8 +340,15 @@ def _load_mlkem512(der: bytes, *, private: bool) -> Any:
     return key
 
 
-def load_private_key(spec: KeySpec, pkcs8_der: bytes) -> PrivateKeyHandle:
+def load_private_key(
+    spec: KeySpec, pkcs8_der: bytes, *, trusted: bool = False
+) -> PrivateKeyHandle:
     """Parse an unencrypted PKCS#8 DER private key and check that it is a ``spec`` key.
+
+    ``trusted``: the material is openkms's own (generated here, or imported and checked then,
+    and authenticated by the root of trust's AEAD since), so OpenSSL's RSA consistency check
+    is skipped: it costs 350 ms for RSA_4096 and holds the GIL, i.e. the whole server, each
+    time a key is loaded. Material that comes from a caller is always checked.
 
     Raises UnsupportedOperationException for specs this build lacks and
     IncorrectKeyMaterialException for material that is not a ``spec`` key.
@@ -352,7 +359,9 @@ def load_private_key(spec: KeySpec, pkcs8_der: bytes) -> PrivateKeyHandle:
     if spec is KeySpec.ML_KEM_512:
         return PrivateKeyHandle(spec, _load_mlkem512(pkcs8_der, private=True))
     try:
-        key = serialization.load_der_private_key(pkcs8_der, password=None)
+        key = serialization.load_der_private_key(
+            pkcs8_der, password=None, unsafe_skip_rsa_key_validation=trusted
+        )
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise _mismatch(spec) from exc
     if not _matches(spec, info, key, private=True):

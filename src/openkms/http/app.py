@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
 from openkms.audit import AuditSink, AuditWriteError, build_record, is_read_only
-from openkms.audit.events import event_id
+from openkms.audit.events import EVENT_SOURCE, event_id
+from openkms.audit.throttle import FailedAuthGate
 from openkms.auth.sigv4 import SigV4Verifier
 from openkms.config import Settings, settings_from_env
 from openkms.errors import (
+    AccessDeniedException,
     InvalidSignatureException,
     KMSInternalException,
     OpenKMSError,
@@ -30,7 +35,10 @@ from openkms.errors import (
     UnsupportedOperationException,
 )
 from openkms.fips import fips_refusal
+from openkms.http.iam_audit import EVENT_SOURCES, iam_read_only, redact_query
 from openkms.http.identity import Identities
+from openkms.http.limits import check_caller_strings
+from openkms.http.localonly import cross_site_refusal, reset_refusal
 from openkms.http.metrics import Metrics
 from openkms.http.ratelimit import CRYPTO_OPERATIONS, RateLimiter, limiter_from_settings
 from openkms.http.wiring import Wired, build_runtime, open_audit_sink
@@ -57,6 +65,18 @@ log = logging.getLogger("openkms.http")
 _JSON_TYPE = b"application/x-amz-json-1.1"
 _TARGET_PREFIX = TARGET_PREFIX + "."
 _SERVICES = frozenset({"kms", "iam", "sts"})
+# Operations that may generate an RSA key (over a second for RSA_4096): they run on a thread of
+# their own, one at a time, so that the event loop keeps serving everyone else (pyca releases
+# the GIL while it generates keys).
+_SLOW_OPERATIONS = frozenset(
+    {
+        "CreateKey",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "GetParametersForImport",
+        "ReplicateKey",
+    }
+)
 # Header names as received -> their lower-cased text (the same dozen names on every request).
 _HEADER_NAMES: dict[bytes, str] = {}
 
@@ -73,13 +93,26 @@ class OpenKMSApp:
             self.settings.cache_ttl_seconds,
             clock=self.runtime.clock,
         )
+        # KMS, IAM and STS follow the rules of every AWS service but S3: the x-amz-* headers
+        # (X-Amz-Target above all) and Content-Type must be signed, the payload hash is the
+        # body's own, and the credential scope names a Region of the partition.
         self.verifier = SigV4Verifier(
             self.identities.secret_for,
             self.runtime.clock,
             max_skew_seconds=self.settings.max_clock_skew_seconds,
+            allow_unsigned_payload=False,
+            hash_body=True,
+            must_sign_prefixes=("x-amz-",),
+            must_sign=() if self.settings.allow_unsigned_content_type else ("content-type",),
+            regions=self.settings.region_set(),
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-slow")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
+        self.failed_auth = FailedAuthGate(
+            rate=self.settings.audit_failed_auth_rate,
+            total_rate=self.settings.audit_failed_auth_total_rate,
+        )
         self.metrics: Metrics | None = None
         if self.settings.metrics_enabled:
             self.metrics = Metrics(self.settings.metrics_multiproc_path)
@@ -92,6 +125,10 @@ class OpenKMSApp:
             ):
                 self.metrics.register_cache(name, _cache_stats(cache))
         self.limiter: RateLimiter | None = limiter_from_settings(self.settings)
+        # Development mode answers only requests addressed to a loopback name, from no foreign
+        # web page: a page the developer visits can neither rebind a name to 127.0.0.1 nor
+        # post across sites (openkms.http.localonly).
+        self._local_only = self.settings.dev or self.settings.accept_any_credentials
         if self.settings.accept_any_credentials:
             ensure_account(wired.storage, self.runtime.clock, self.settings.account_id)
 
@@ -127,6 +164,12 @@ class OpenKMSApp:
         self._tasks.append(
             loop.create_task(self._every(self.settings.scheduler_interval_seconds, self._run_purge))
         )
+        if self.audit is not None:
+            self._tasks.append(
+                loop.create_task(
+                    self._every(self.settings.audit_summary_seconds, self._audit_summary)
+                )
+            )
 
     async def _stop_background(self) -> None:
         for task in self._tasks:
@@ -135,8 +178,10 @@ class OpenKMSApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._slow.shutdown(wait=True)
         self._flush_usage()
         if self.audit is not None:
+            self._audit_summary()
             self.audit.close()
         if self.metrics is not None:
             self.metrics.close()
@@ -154,6 +199,18 @@ class OpenKMSApp:
             except Exception:
                 # One failed run must not end the loop: the next one may succeed.
                 log.exception("background job %s failed; it runs again in %.2f s", job, seconds)
+
+    def _audit_summary(self) -> None:
+        """The ``suppressed`` notice counting the failed-authentication records not written."""
+        if self.audit is None:
+            return
+        notice = self.failed_auth.summary()
+        if notice is None:
+            return
+        try:
+            self.audit.write(notice)
+        except AuditWriteError:
+            log.error("audit: the summary of suppressed failed-authentication records was lost")
 
     def _flush_usage(self) -> None:
         if self.metrics is not None:
@@ -200,6 +257,11 @@ class OpenKMSApp:
     ) -> None:
         method = scope["method"]
         path = scope["path"]
+        if self._local_only:
+            refusal = cross_site_refusal(scope)
+            if refusal is not None:
+                await self._send_error(send, AccessDeniedException(refusal), request_id)
+                return
         if method == "GET" and path in ("/healthz", "/readyz", "/"):
             await self._health(path, request_id, send)
             return
@@ -214,6 +276,8 @@ class OpenKMSApp:
         except OpenKMSError as exc:
             await self._send_error(send, exc, request_id)
             return
+        if body is None:
+            return  # the client went away (or was cut off) before its body arrived
         if method == "POST" and path == "/_openkms/reset":
             await self._reset(scope, body, request_id, send)
             return
@@ -221,7 +285,18 @@ class OpenKMSApp:
             unseal_status, doc = handle_unseal(self.wired.root, body)
             await self._send(send, unseal_status, orjson.dumps(doc), request_id, None)
             return
-        status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
+        if _target_operation(scope) in _SLOW_OPERATIONS:
+            context = contextvars.copy_context()  # the request id the logs carry
+            (
+                status,
+                payload,
+                error_type,
+                content_type,
+            ) = await asyncio.get_running_loop().run_in_executor(
+                self._slow, context.run, self._dispatch, scope, body, request_id
+            )
+        else:
+            status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
         await self._send(send, status, payload, request_id, error_type, content_type)
         if self.metrics is not None:
             operation = _target_operation(scope) or _scope_service(scope) or "other"
@@ -230,7 +305,8 @@ class OpenKMSApp:
     def _metrics_here(self) -> bool:
         return self.metrics is not None and not self.settings.metrics_port
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The request body; None when the client disconnected before it was complete."""
         limit = self.settings.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -245,7 +321,7 @@ class OpenKMSApp:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -268,15 +344,10 @@ class OpenKMSApp:
                 return self._query_api(service, ctx, scope, body)
             handler = handler_for(operation)
             params = validate_input(operation, codec.decode_body(body))
+            check_caller_strings(params, self.settings.max_encryption_context_chars)
             self._gate(ctx, operation, params)
             result = handler(self.runtime, ctx, params)
         except OpenKMSError as exc:
-            service = _scope_service(scope)
-            if service in ("iam", "sts"):
-                from openkms.iam.dispatch import render_error
-
-                status, payload, code = render_error(service, exc, request_id)
-                return status, payload, code, b"text/xml"
             error = exc
         except StorageError:
             log.exception("storage failure (request %s)", request_id)
@@ -284,23 +355,50 @@ class OpenKMSApp:
         except Exception:
             log.exception("unexpected failure (request %s)", request_id)
             error = KMSInternalException("")
-        if error is not None and _scope_service(scope) in ("iam", "sts"):
-            from openkms.iam.dispatch import render_error
-
-            status, payload, code = render_error(_scope_service(scope), error, request_id)
-            return status, payload, code, b"text/xml"
+        query_service = _scope_service(scope)
+        if ctx is None and query_service in ("iam", "sts"):
+            # Refused before IAM/STS dispatch (authentication): their XML, their codes.
+            return self._query_error(query_service, scope, body, request_id, error)
         try:
             self._audit(scope, request_id, ctx, params, result, error)
         except AuditWriteError:
-            log.error("audit record could not be written; failing request %s", request_id)
-            if self.metrics is not None:
-                self.metrics.audit_write_failure()
+            self._audit_failed(request_id)
             error = KMSInternalException("The request could not be audited; retry.")
             result = None
         if error is not None or result is None:
             error = error or KMSInternalException("")
             return error.status, error_body(error), error.code, _JSON_TYPE
         return 200, codec.encode(result), None, _JSON_TYPE
+
+    def _audit_failed(self, request_id: str) -> None:
+        log.error("audit record could not be written; failing request %s", request_id)
+        if self.metrics is not None:
+            self.metrics.audit_write_failure()
+
+    def _query_error(
+        self,
+        service: str,
+        scope: Scope,
+        body: bytes,
+        request_id: str,
+        error: OpenKMSError | None,
+    ) -> tuple[int, bytes, str | None, bytes]:
+        from openkms.iam.dispatch import render_error
+
+        error = error or KMSInternalException("")
+        status, payload, code = render_error(service, error, request_id)
+        try:
+            self._audit_unauthenticated(
+                scope, request_id, error, code, service, lambda: _query_action(scope, body)
+            )
+        except AuditWriteError:
+            self._audit_failed(request_id)
+            status, payload, code = render_error(
+                service,
+                KMSInternalException("The request could not be audited; retry."),
+                request_id,
+            )
+        return status, payload, code, b"text/xml"
 
     def _gate(self, ctx: RequestContext, operation: str, params: dict[str, Any]) -> None:
         """Rate limits and the FIPS-style mode, before the operation runs."""
@@ -336,34 +434,114 @@ class OpenKMSApp:
     ) -> None:
         if self.audit is None:
             return
-        operation = ctx.operation if ctx is not None else _target_operation(scope)
-        if not operation:
+        if ctx is None:
+            if error is not None:
+                self._audit_unauthenticated(
+                    scope, request_id, error, error.code, "kms", lambda: _target_operation(scope)
+                )
             return
-        client = scope.get("client") or ("", 0)
-        now = ctx.now if ctx is not None else self.runtime.clock.now()
         record = build_record(
             ctx=ctx,
-            operation=operation,
+            operation=ctx.operation,
             request_params=params,
             response=result,
             error_code=error.code if error is not None else None,
             error_message=error.message if error is not None else None,
             request_id=request_id,
-            event_time=now,
-            region=ctx.region if ctx is not None else "",
-            source_ip=str(client[0]),
-            user_agent=ctx.user_agent if ctx is not None else _header(scope, b"user-agent"),
-            read_only=is_read_only(operation),
-            resources=ctx.resources if ctx is not None else (),
-            account_id=ctx.principal.account_id if ctx is not None else "",
+            event_time=ctx.now,
+            region=ctx.region,
+            source_ip=ctx.source_ip,
+            user_agent=ctx.user_agent,
+            read_only=is_read_only(ctx.operation),
+            resources=ctx.resources,
+            account_id=ctx.principal.account_id,
         )
+        self.audit.write(record)
+
+    def _audit_unauthenticated(
+        self,
+        scope: Scope,
+        request_id: str,
+        error: OpenKMSError,
+        code: str,
+        service: str,
+        operation_of: Callable[[], str],
+    ) -> None:
+        """A request refused before it had a principal: recorded in full only as often as
+        ``FailedAuthGate`` admits (per source and overall), otherwise counted for the next
+        ``suppressed`` summary. What the record copies from the request is bounded
+        (``audit.events.FIELD_LIMITS``)."""
+        if self.audit is None:
+            return
+        client = scope.get("client") or ("", 0)
+        source_ip = str(client[0])
+        if not self.failed_auth.admit(source_ip, time.monotonic(), code):
+            return
+        operation = operation_of()
+        if not operation:
+            operation = "Unknown"
+        record = build_record(
+            ctx=None,
+            operation=operation,
+            request_params=None,
+            response=None,
+            error_code=code,
+            error_message=error.message,
+            request_id=request_id,
+            event_time=self.runtime.clock.now(),
+            region="",
+            source_ip=source_ip,
+            user_agent=_header(scope, b"user-agent"),
+            read_only=service == "kms" and is_read_only(operation),
+            resources=(),
+            account_id="",
+            access_key_id=_credential_key_id(scope),
+            event_source=EVENT_SOURCES.get(service, EVENT_SOURCE),
+        )
+        self.audit.write(record)
+
+    def _audit_query(
+        self,
+        service: str,
+        ctx: RequestContext,
+        trace: dict[str, Any],
+        error_code: str | None,
+    ) -> None:
+        """The record of an IAM or STS call (eventSource iam/sts.amazonaws.com), secrets
+        left out (``openkms.http.iam_audit``)."""
+        if self.audit is None:
+            return
+        action = str(trace.get("action") or ctx.operation or "Unknown")
+        read_only = iam_read_only(action)
+        response = None
+        if error_code is None and not read_only:
+            response = redact_query(service, trace.get("result"))
+        record = build_record(
+            ctx=ctx,
+            operation=action,
+            request_params=None,
+            response=None,
+            error_code=error_code,
+            error_message=str(trace.get("message", "")) if error_code is not None else None,
+            request_id=ctx.request_id,
+            event_time=ctx.now,
+            region=ctx.region,
+            source_ip=ctx.source_ip,
+            user_agent=ctx.user_agent,
+            read_only=read_only,
+            resources=(),
+            account_id=ctx.principal.account_id,
+            event_source=EVENT_SOURCES[service],
+        )
+        record["requestParameters"] = redact_query(service, trace.get("params"))
+        record["responseElements"] = response
         self.audit.write(record)
 
     def _query_api(
         self, service: str, ctx: RequestContext, scope: Scope, body: bytes
     ) -> tuple[int, bytes, str | None, bytes]:
-        """IAM and STS (AWS Query protocol, XML), served on the same port."""
-        from openkms.iam.dispatch import handle_query
+        """IAM and STS (AWS Query protocol, XML), served on the same port, and audited."""
+        from openkms.iam.dispatch import handle_query, render_error
         from openkms.iam.handler import IamDeps
 
         deps = IamDeps(
@@ -374,7 +552,14 @@ class OpenKMSApp:
             access=self.runtime.access,
         )
         query = scope.get("query_string", b"").decode("latin-1")
-        status, payload, error_type = handle_query(deps, service, ctx, body, query)
+        trace: dict[str, Any] = {}
+        status, payload, error_type = handle_query(deps, service, ctx, body, query, trace)
+        try:
+            self._audit_query(service, ctx, trace, error_type)
+        except AuditWriteError:
+            self._audit_failed(ctx.request_id)
+            failure = KMSInternalException("The request could not be audited; retry.")
+            status, payload, error_type = render_error(service, failure, ctx.request_id)
         return status, payload, error_type, b"text/xml"
 
     def _authenticate(
@@ -437,6 +622,10 @@ class OpenKMSApp:
     async def _reset(self, scope: Scope, body: bytes, request_id: str, send: Send) -> None:
         if not self.settings.accept_any_credentials:
             await self._send(send, 404, b'{"message":"Not Found"}', request_id, None)
+            return
+        refusal = reset_refusal(scope)
+        if refusal is not None:
+            await self._send_error(send, AccessDeniedException(refusal), request_id)
             return
         self.runtime.storage.reset_kms_data()
         self.runtime.key_cache.clear()
@@ -533,6 +722,27 @@ def _scope_service(scope: Scope) -> str:
     _, _, rest = query.partition(b"X-Amz-Credential=")
     parts = rest.split(b"&", 1)[0].replace(b"%2F", b"/").split(b"/")
     return parts[3].decode("latin-1") if len(parts) >= 5 else ""
+
+
+def _credential_key_id(scope: Scope) -> str:
+    """The access key id the request's Authorization header (or presigned URL) names."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            _, _, rest = value.partition(b"Credential=")
+            return str(rest.split(b"/", 1)[0].split(b",", 1)[0].decode("latin-1"))
+    query = scope.get("query_string", b"")
+    _, _, rest = query.partition(b"X-Amz-Credential=")
+    return str(rest.split(b"%2F", 1)[0].split(b"/", 1)[0].split(b"&", 1)[0].decode("latin-1"))
+
+
+def _query_action(scope: Scope, body: bytes) -> str:
+    """The ``Action`` of an IAM or STS request, read without trusting the request."""
+    for source in (body[:8192], scope.get("query_string", b"")[:8192]):
+        for item in source.split(b"&"):
+            name, _, value = item.partition(b"=")
+            if name == b"Action":
+                return str(unquote_to_bytes(value).decode("utf-8", "replace"))
+    return ""
 
 
 def _too_large(limit: int) -> RequestEntityTooLarge:

@@ -7,14 +7,58 @@ of Encrypt at 32 connections put a sixth of a worker's time in those writes. Her
 transport's writes are held until the response is complete (or the event loop has finished the
 current step, for anything else uvicorn writes, such as ``100 Continue``) and then written
 together. Only the protocol class is swapped, through uvicorn's documented ``http=`` setting.
+
+The same class bounds what a slow or greedy client can hold (uvicorn has no such limits for
+httptools; ``h11_max_incomplete_event_size`` only applies to h11):
+
+* **Header time**: a request's line and headers must arrive within ``header_timeout_seconds``
+  of its first byte, and the first request within that time of the connection (a connection
+  that sends nothing is closed). **Body time**: the body within ``body_timeout_seconds`` of the
+  end of the headers. A client that trickles a byte every few seconds is answered ``408`` and
+  disconnected; the application sees ``http.disconnect``.
+* **Header size**: more than ``max_header_bytes`` of request line and headers is answered
+  ``431`` and disconnected, counted as the bytes arrive (httptools would otherwise buffer a
+  header of any size until its end).
+* **Connections**: beyond ``max_connections`` open connections in the worker, a new one is
+  answered ``503`` and closed at once (uvicorn's ``limit_concurrency``, set to the same number,
+  answers requests ``503`` once the limit is reached).
+
+The limits are the server's settings (``OPENKMS_SETTINGS_JSON``), read once per process.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from openkms.config import settings_from_env
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
+
+
+@lru_cache(maxsize=1)
+def limits() -> Limits:
+    settings = settings_from_env()
+    return Limits(
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback: the request's head is over ``max_header_bytes``."""
 
 
 class _CoalescingTransport:
@@ -58,9 +102,76 @@ class _CoalescingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = limits()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True  # reading a request line and headers (or waiting for them)
+        self._head_bytes = 0  # bytes received while in the head, an upper bound
+        self._head_exact = 0  # bytes of the head the parser handed over
+        self._too_large = False
+        self._refused = False
+
+    # -- connection -----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         wrapped = _CoalescingTransport(transport, self.loop)
         super().connection_made(wrapped)  # type: ignore[arg-type]
+        if len(self.connections) > self._limits.max_connections:
+            self._refuse(503, "Too many connections.")
+            return
+        self._arm(self._limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if (
+            self._in_head
+            and self._head_bytes > self._limits.max_header_bytes
+            and not self._refused
+            and not self.transport.is_closing()
+        ):
+            self._refuse(431, "Request header fields too large.")
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to a parser error, which is how a callback's refusal surfaces.
+        if self._too_large:
+            self._refuse(431, "Request header fields too large.")
+        else:
+            self._disarm()
+            super().send_400_response(msg)
+
+    # -- parser callbacks -------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_exact = 0
+        if self._deadline is None:
+            self._arm(self._limits.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._arm(self._limits.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         # uvicorn calls this right after writing the last byte of a response.
@@ -68,3 +179,57 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         if isinstance(transport, _CoalescingTransport):
             transport.flush()
         super().on_response_complete()
+
+    # -- limits ---------------------------------------------------------------------------------
+    def _count_head(self, size: int) -> None:
+        self._head_exact += size
+        if self._head_exact > self._limits.max_header_bytes:
+            self._too_large = True
+            raise _HeadersTooLarge
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self._refused or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()  # a response is being written: nothing more to say
+            return
+        self._refuse(408, "Request timeout.")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` (unless a response is under way), close, and tell the
+        application, if it is waiting for the body, that the client is gone."""
+        self._refused = True
+        self._disarm()
+        cycle = self.cycle
+        in_flight = cycle is not None and not cycle.response_complete
+        if not (in_flight and cycle is not None and cycle.response_started):
+            body = message.encode("ascii")
+            self.transport.write(
+                b"".join(
+                    (
+                        STATUS_LINE[status],
+                        b"content-type: text/plain; charset=utf-8\r\n",
+                        b"content-length: %d\r\n" % len(body),
+                        b"connection: close\r\n\r\n",
+                        body,
+                    )
+                )
+            )
+        if in_flight and cycle is not None:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+
+__all__ = ["CoalescingHttpToolsProtocol", "Limits", "limits"]

@@ -16,6 +16,7 @@ from openkms.config import (
     root_key_passphrase_from_env,
     with_root_env,
 )
+from openkms.private_files import private_directory, private_file, tighten
 from openkms.rootoftrust.base import RootOfTrust
 from openkms.rootoftrust.file import open_or_create, root_from_env_value
 from openkms.service.runtime import Runtime, RuntimeSettings
@@ -84,13 +85,21 @@ def open_root(settings: Settings) -> RootOfTrust:
 def open_storage(settings: Settings) -> Storage:
     """PostgreSQL for a ``postgresql://`` or ``postgres://`` database setting (several nodes
     share it), else SQLite at the database path (default <data_dir>/openkms.db)."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_path)
     if settings.database and settings.database.startswith(("postgresql://", "postgres://")):
         # Imported here: psycopg is needed only by those who choose PostgreSQL.
         from openkms.storage.postgres import PostgresStorage
 
         return PostgresStorage(settings.database)
-    return SqliteStorage(settings.database_path)
+    database = Path(settings.database_path)
+    if str(database) != ":memory:":
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # SQLite gives -wal and -shm the database file's mode: create it 0600 first.
+        private_file(database)
+    storage = SqliteStorage(database)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(database.with_name(database.name + suffix), 0o600)
+    return storage
 
 
 def check_root(storage: Storage, root: RootOfTrust) -> None:
@@ -109,7 +118,10 @@ def open_audit_sink(settings: Settings) -> AuditSink | None:
     sinks: list[AuditSink] = []
     if settings.audit_path:
         path = Path(settings.audit_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent == settings.data_path:
+            private_directory(path.parent)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         sinks.append(
             FileAuditSink(
                 path,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from openkms.errors import OpenKMSError
 from openkms.iam import (
@@ -84,9 +85,19 @@ def _iam_error(service: str, exc: IamError, request_id: str) -> tuple[int, bytes
 
 
 def handle_query(
-    deps: IamDeps, service: str, ctx: RequestContext, body: bytes, query: str
+    deps: IamDeps,
+    service: str,
+    ctx: RequestContext,
+    body: bytes,
+    query: str,
+    trace: dict[str, Any] | None = None,
 ) -> tuple[int, bytes, str | None]:
-    """(status, XML body, error code or None) for one IAM or STS request."""
+    """(status, XML body, error code or None) for one IAM or STS request.
+
+    ``trace``, when given, receives what the audit record needs: ``action``, the validated
+    ``params`` and the handler's ``result`` (each once known), and ``message`` of an error."""
+    if trace is None:
+        trace = {}
     try:
         model = load_model(service)
     except KeyError:
@@ -95,6 +106,7 @@ def handle_query(
     try:
         form = parse_form(body, query)
         action = form.get("Action", "")
+        trace["action"] = action
         handler = HANDLERS[service].get(action)
         if handler is None:
             if action in model.operations:
@@ -104,11 +116,15 @@ def handle_query(
             )
         ctx.operation = action
         params = parse_input(model, action, form)
+        trace["params"] = params
         result = handler(deps, ctx, params)
+        trace["result"] = result
         return 200, result_xml(model, action, result, ctx.request_id), None
     except IamError as exc:
+        trace["message"] = exc.message
         return _iam_error(service, exc, ctx.request_id)
     except OpenKMSError as exc:
+        trace["message"] = exc.message
         return render_error(service, exc, ctx.request_id)
     except StorageError:
         log.exception("storage failure (request %s)", ctx.request_id)

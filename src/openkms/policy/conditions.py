@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from openkms.policy.matching import wildcard_regex
+from openkms.policy.matching import Glob, wildcard_glob
 from openkms.policy.variables import Template, Text, parse_template, resolve_pieces, resolve_text
 
 __all__ = [
@@ -219,7 +219,7 @@ def _parse_bool(value: str) -> bool | None:
 
 # --- compiled conditions -------------------------------------------------------------------
 
-Parsed = str | Decimal | float | bool | bytes | IpRange | re.Pattern[str]
+Parsed = str | Decimal | float | bool | bytes | IpRange | Glob
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +254,11 @@ def _compile_text(op: OperatorSpec, pieces: tuple[Text, ...]) -> Parsed | None:
     if op.kind == "string_ic":
         return text.lower()
     if op.kind == "string_like":
-        return wildcard_regex(pieces, "plain", ignore_case=False)
+        return wildcard_glob(pieces, "plain", ignore_case=False)
     if op.kind == "arn":
         if text.count(":") >= 5:
-            return wildcard_regex(pieces, "arn", ignore_case=False)
-        return wildcard_regex(pieces, "plain", ignore_case=False)
+            return wildcard_glob(pieces, "arn", ignore_case=False)
+        return wildcard_glob(pieces, "plain", ignore_case=False)
     if op.kind == "bool":
         return _parse_bool(text)
     raise AssertionError(op.kind)  # pragma: no cover
@@ -388,7 +388,7 @@ def _positive(
     kind = op.kind
     if kind in ("string_like", "arn"):
         assert isinstance(request, str)
-        return any(isinstance(p, re.Pattern) and p.fullmatch(request) for p in policy_values)
+        return any(isinstance(p, Glob) and p.fullmatch(request) for p in policy_values)
     if kind in ("numeric", "date"):
         assert isinstance(request, Decimal | float)
         return any(

@@ -60,7 +60,9 @@ def private_handle(rt: Runtime, key: KeyRecord) -> asymmetric.PrivateKeyHandle:
     record = rt.storage.get_material(key.arn, material_id)
     if record is None:
         raise KMSInternalException("The key material is missing.")
-    handle = asymmetric.load_private_key(KeySpec(key.key_spec), rt.unwrap_material(record))
+    handle = asymmetric.load_private_key(
+        KeySpec(key.key_spec), rt.unwrap_material(record), trusted=True
+    )
     rt.material_cache.put(ident, handle)
     return handle
 

@@ -32,7 +32,9 @@ def _generate(
         raise UnsupportedOperationException(pair.unsupported_reason)
     dry_run(req)
     private = asymmetric.generate_private_key(pair.key_spec)
-    public = asymmetric.public_key_der(asymmetric.load_private_key(pair.key_spec, private))
+    public = asymmetric.public_key_der(
+        asymmetric.load_private_key(pair.key_spec, private, trusted=True)
+    )
     blob, material_id = seal(rt, key, private, req.get("EncryptionContext"))
     rt.note_usage(key, ctx)
     return {
