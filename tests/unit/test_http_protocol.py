@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
@@ -105,3 +106,92 @@ def test_continue_and_close_are_flushed() -> None:
     assert transport.writes[1].startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"connection: close\r\n" in transport.writes[1]
     assert transport.closed
+
+
+# -- when the write happens: at the end of the loop step, the same on asyncio's and uvloop's ---
+
+
+def _loops() -> list[Any]:
+    import uvloop
+
+    return [asyncio.new_event_loop, uvloop.new_event_loop]
+
+
+def _serve_on(loop_factory: Any, connections: int, requests_each: int) -> list[list[bytes]]:
+    """``connections`` protocols on one loop, each sent its requests in one segment; every
+    write is recorded with the number of responses the app had completed by then."""
+    completed = 0
+    seen: list[list[bytes]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal completed
+        if scope["type"] != "http":
+            return
+        await _app(scope, receive, send)
+        completed += 1
+
+    async def run() -> list[list[bytes]]:
+        config = Config(app=app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False)
+        config.load()
+        transports = []
+        for _ in range(connections):
+            protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+            transport = RecordingTransport()
+            protocol.connection_made(transport)
+            transports.append((protocol, transport))
+        for protocol, _ in transports:
+            protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * requests_each)
+        for _ in range(10 * requests_each):
+            await asyncio.sleep(0)
+        for _, transport in transports:
+            seen.append(transport.writes)
+        return seen
+
+    loop = loop_factory()
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_factory", _loops(), ids=["asyncio", "uvloop"])
+def test_one_write_per_response_on_both_loops(loop_factory: Any) -> None:
+    for writes in _serve_on(loop_factory, connections=8, requests_each=1):
+        assert len(writes) == 1
+        assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert writes[0].endswith(b'{"ok":true}')
+
+
+@pytest.mark.parametrize("loop_factory", _loops(), ids=["asyncio", "uvloop"])
+def test_pipelined_responses_one_write_each_on_both_loops(loop_factory: Any) -> None:
+    for writes in _serve_on(loop_factory, connections=2, requests_each=3):
+        assert len(writes) == 3
+        assert all(w.count(b"HTTP/1.1 200 OK") == 1 for w in writes)
+
+
+def test_a_complete_response_is_held_until_the_step_ends() -> None:
+    """Responses completed in one loop step go out together after it, not one by one."""
+
+    async def run() -> tuple[list[int], RecordingTransport, RecordingTransport]:
+        config = Config(
+            app=_app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False
+        )
+        config.load()
+        pairs = []
+        for _ in range(2):
+            protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+            transport = RecordingTransport()
+            protocol.connection_made(transport)
+            protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            pairs.append(transport)
+        counts = []
+        for _ in range(4):
+            await asyncio.sleep(0)
+            counts.append(len(pairs[0].writes) + len(pairs[1].writes))
+        return counts, pairs[0], pairs[1]
+
+    counts, first, second = asyncio.run(run())
+    # step 1: both apps run and complete (nothing written yet); step 2: both flushed
+    assert counts[0] == 0
+    assert counts[-1] == 2
+    assert len(first.writes) == 1 and len(second.writes) == 1

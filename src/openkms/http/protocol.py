@@ -4,9 +4,20 @@ uvicorn writes a response's status line and headers when the application sends
 ``http.response.start`` and the body when it sends ``http.response.body``: two ``send(2)`` calls
 per response, and two wake-ups of the client, for replies that are a few hundred bytes. Profiles
 of Encrypt at 32 connections put a sixth of a worker's time in those writes. Here the
-transport's writes are held until the response is complete (or the event loop has finished the
-current step, for anything else uvicorn writes, such as ``100 Continue``) and then written
-together. Only the protocol class is swapped, through uvicorn's documented ``http=`` setting.
+transport's writes are held until the event loop has finished the current step, and then
+written together: one ``send(2)`` per response (``100 Continue`` and a response that follows it
+in the same step go out together too). Only the protocol class is swapped, through uvicorn's
+documented ``http=`` setting.
+
+Why the end of the step and not the end of the response: a loopback client (or a proxy) that
+waits on another CPU is woken by every write, and on a virtual machine waking an idle vCPU costs
+tens of µs of CPU on each side. At 32 connections a step usually completes several responses;
+written back to back, at the end of the step, they wake the client once, and the server does
+not stop between two responses to run the receiving side of a woken peer. Measured on a shared
+2-vCPU VM (docs/benchmarks.md): Encrypt, 2 workers, 32 connections, 6-7 % less server CPU per
+request; at one connection no difference. uvloop 0.23 writes a small buffer at once and 0.22
+queued it, so relying on the loop made the number of writes depend on its version; holding the
+bytes here makes them the same on both (``tests/unit/test_http_protocol.py`` counts them).
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ class _CoalescingTransport:
     def write(self, data: bytes) -> None:
         self._held.append(data)
         if not self._armed:
-            # A safety net: whatever is written is on the wire by the end of this loop step.
+            # Whatever is written is on the wire by the end of this loop step.
             self._armed = True
             self._loop.call_soon(self.flush)
 
@@ -62,9 +73,5 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         wrapped = _CoalescingTransport(transport, self.loop)
         super().connection_made(wrapped)  # type: ignore[arg-type]
 
-    def on_response_complete(self) -> None:
-        # uvicorn calls this right after writing the last byte of a response.
-        transport = self.transport
-        if isinstance(transport, _CoalescingTransport):
-            transport.flush()
-        super().on_response_complete()
+    # A complete response stays held until the end of the loop step (the flush ``write``
+    # scheduled): see the module's docstring. A closing connection is flushed by ``close``.
