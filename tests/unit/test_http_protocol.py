@@ -147,7 +147,7 @@ def _serve_on(loop_factory: Any, connections: int, requests_each: int) -> list[l
             seen.append(transport.writes)
         return seen
 
-    loop = loop_factory()
+    loop: asyncio.AbstractEventLoop = loop_factory()
     try:
         return loop.run_until_complete(run())
     finally:
