@@ -304,6 +304,10 @@ class Target:
         """Whether this target is measured for (scenario, connections); all by default."""
         return True
 
+    def process_groups(self) -> list[int]:
+        """The process groups whose CPU time is the server's (its own session by default)."""
+        return [self.proc.pid] if self.proc is not None else []
+
     def _spawn(self, argv: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> None:
         self.logfile = workdir / f"{slug(self.name)}.log"
         handle = self.logfile.open("wb")
@@ -492,6 +496,101 @@ def dev_cert_args(bin_dir: Path, out: Path) -> list[str]:
         capture_output=True,
     )
     return ["--tls-cert", str(out / "server.pem"), "--tls-key", str(out / "server-key.pem")]
+
+
+NGINX_TLS_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream openkms {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        keepalive_requests 1000000;
+        location / {{
+            proxy_pass http://openkms;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+"""
+
+
+class NginxTLSTarget(OpenKMSTarget):
+    """openkms over plain HTTP behind nginx terminating TLS (one nginx worker), as in
+    ``deploy/nginx/openkms.conf``; CPU per request counts nginx's processes and openkms's."""
+
+    def __init__(self, workers: int, only: Sequence[tuple[str, int]] | None = None) -> None:
+        super().__init__(workers=workers, name=f"openkms w{workers} nginx-tls", only=only)
+        self.nginx: subprocess.Popen[bytes] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "tls": True, "tls_terminated_by": nginx_version()}
+
+    def start(self, workdir: Path) -> None:
+        super().start(workdir)  # plain HTTP, self.url points at it
+        upstream = int(self.url.rsplit(":", 1)[1])
+        conf_dir = workdir / f"nginx-{slug(self.name)}"
+        conf_dir.mkdir()
+        tls = dev_cert_args(self.bin_dir, conf_dir / "tls")
+        port = free_port()
+        (conf_dir / "nginx.conf").write_text(
+            NGINX_TLS_CONF.format(
+                dir=conf_dir, upstream=upstream, port=port, cert=tls[1], key=tls[3]
+            )
+        )
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        with (conf_dir / "stderr.log").open("wb") as err:
+            self.nginx = subprocess.Popen(
+                [nginx, "-p", str(conf_dir), "-c", str(conf_dir / "nginx.conf")],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.url = f"https://127.0.0.1:{port}"
+        wait_http(self.url + "/healthz", self.nginx, conf_dir / "error.log")
+
+    def process_groups(self) -> list[int]:
+        return super().process_groups() + ([self.nginx.pid] if self.nginx is not None else [])
+
+    def stop(self) -> None:
+        if self.nginx is not None and self.nginx.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.nginx.pid, signal.SIGTERM)
+            try:
+                self.nginx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.nginx.pid, signal.SIGKILL)
+        super().stop()
+
+
+def nginx_available() -> bool:
+    return (
+        shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")
+    ) is not None
+
+
+def nginx_version() -> str:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    try:
+        out = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+    except OSError:
+        return "?"
+    return (out.stderr or out.stdout).strip()
 
 
 class TrivialTarget(Target):
@@ -1054,14 +1153,14 @@ def run_wrk(
         wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
         "--latency", "-s", str(script), target.url + "/",
     ]  # fmt: skip
-    pgid = target.proc.pid if target.proc is not None else None
-    cpu_before = group_cpu_seconds(pgid) if pgid else 0.0
+    groups = target.process_groups()
+    cpu_before = sum(group_cpu_seconds(g) for g in groups)
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     except subprocess.TimeoutExpired:
         base.error = "wrk did not finish in time"
         return base
-    cpu_used = group_cpu_seconds(pgid) - cpu_before if pgid else 0.0
+    cpu_used = sum(group_cpu_seconds(g) for g in groups) - cpu_before
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(MARKER)), None)
     if out.returncode != 0 or line is None:
         base.error = f"wrk exit {out.returncode}: {(out.stderr or out.stdout)[-300:]}"
