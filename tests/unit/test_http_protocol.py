@@ -169,29 +169,43 @@ def test_pipelined_responses_one_write_each_on_both_loops(loop_factory: Any) -> 
         assert all(w.count(b"HTTP/1.1 200 OK") == 1 for w in writes)
 
 
-def test_a_complete_response_is_held_until_the_step_ends() -> None:
-    """Responses completed in one loop step go out together after it, not one by one."""
+def _same_step_writes(connections: int) -> list[int]:
+    """``connections`` connections of one server (one ServerState, as in a worker), each sent
+    one request in the same step; the total number of writes after each of four steps."""
 
-    async def run() -> tuple[list[int], RecordingTransport, RecordingTransport]:
+    async def run() -> list[int]:
         config = Config(
             app=_app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False
         )
         config.load()
-        pairs = []
-        for _ in range(2):
-            protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+        state = ServerState()
+        transports = []
+        for _ in range(connections):
+            protocol = CoalescingHttpToolsProtocol(config, state, {})
             transport = RecordingTransport()
             protocol.connection_made(transport)
             protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            pairs.append(transport)
+            transports.append(transport)
         counts = []
         for _ in range(4):
             await asyncio.sleep(0)
-            counts.append(len(pairs[0].writes) + len(pairs[1].writes))
-        return counts, pairs[0], pairs[1]
+            counts.append(sum(len(t.writes) for t in transports))
+        assert all(len(t.writes) == 1 for t in transports)
+        return counts
 
-    counts, first, second = asyncio.run(run())
-    # step 1: both apps run and complete (nothing written yet); step 2: both flushed
-    assert counts[0] == 0
-    assert counts[-1] == 2
-    assert len(first.writes) == 1 and len(second.writes) == 1
+    return asyncio.run(run())
+
+
+def test_responses_of_a_busy_worker_are_held_until_the_step_ends() -> None:
+    """Other requests in progress: the responses one step completes go out together after it."""
+    counts = _same_step_writes(3)
+    assert counts[0] == 0  # step 1: the three apps ran and completed, nothing written yet
+    assert counts[-1] == 3  # step 2: each connection's response in one write
+
+
+def test_a_lone_response_is_written_at_once() -> None:
+    """No other request in progress in the worker: nothing could join the write, so it is not
+    delayed to the end of the step."""
+    counts = _same_step_writes(1)
+    assert counts[0] == 1
+    assert counts[-1] == 1

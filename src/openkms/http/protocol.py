@@ -4,20 +4,25 @@ uvicorn writes a response's status line and headers when the application sends
 ``http.response.start`` and the body when it sends ``http.response.body``: two ``send(2)`` calls
 per response, and two wake-ups of the client, for replies that are a few hundred bytes. Profiles
 of Encrypt at 32 connections put a sixth of a worker's time in those writes. Here the
-transport's writes are held until the event loop has finished the current step, and then
-written together: one ``send(2)`` per response (``100 Continue`` and a response that follows it
-in the same step go out together too). Only the protocol class is swapped, through uvicorn's
-documented ``http=`` setting.
+transport's writes are held and written together: one ``send(2)`` per response
+(``100 Continue`` and a response that follows it in the same step go out together too). Only
+the protocol class is swapped, through uvicorn's documented ``http=`` setting.
 
-Why the end of the step and not the end of the response: a loopback client (or a proxy) that
-waits on another CPU is woken by every write, and on a virtual machine waking an idle vCPU costs
-tens of µs of CPU on each side. At 32 connections a step usually completes several responses;
-written back to back, at the end of the step, they wake the client once, and the server does
-not stop between two responses to run the receiving side of a woken peer. Measured on a shared
-2-vCPU VM (docs/benchmarks.md): Encrypt, 2 workers, 32 connections, 6-7 % less server CPU per
-request; at one connection no difference. uvloop 0.23 writes a small buffer at once and 0.22
-queued it, so relying on the loop made the number of writes depend on its version; holding the
-bytes here makes them the same on both (``tests/unit/test_http_protocol.py`` counts them).
+When a complete response is written is chosen by whether other requests are in progress in the
+worker. If this response's request is the only one, it is written at once: nothing could join
+it. If others are in progress (a busy worker, many connections), it is held until the event
+loop has run everything that was ready in the current step, and goes out with the responses
+that step completed. A loopback client (or a proxy) waiting on another CPU is woken by every
+write, and on a virtual machine waking an idle vCPU costs tens of µs of CPU on each side; the
+responses of one step written back to back wake it once, and the worker does not stop between
+two responses to run the receiving side of a woken peer. Measured on a shared 2-vCPU VM
+(docs/benchmarks.md, Encrypt, 2 workers, interleaved rounds): at 32 connections 121 µs of
+server CPU per request against 139 writing every response at once (-13 %) and 128 always
+waiting for the end of the step; at one connection always waiting cost up to 17 % more CPU,
+and this choice behaves as writing at once. uvloop 0.23 writes a small buffer at once and 0.22
+queued it, so leaving it to the loop made the number and timing of writes depend on its
+version; holding the bytes here makes them the same on both (``tests/unit/test_http_protocol.py``
+counts them on asyncio's loop and on uvloop's).
 """
 
 from __future__ import annotations
@@ -73,5 +78,14 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         wrapped = _CoalescingTransport(transport, self.loop)
         super().connection_made(wrapped)  # type: ignore[arg-type]
 
-    # A complete response stays held until the end of the loop step (the flush ``write``
-    # scheduled): see the module's docstring. A closing connection is flushed by ``close``.
+    def on_response_complete(self) -> None:
+        # uvicorn calls this right after the last byte of a response. With no other request in
+        # progress in this worker nothing can join the write: send it now. Otherwise it waits
+        # for the end of the loop step (the flush ``write`` scheduled), with the responses the
+        # step completes beside it. ``self.tasks`` is the server's set of request tasks; this
+        # response's own task is still in it.
+        transport = self.transport
+        if len(self.tasks) <= 1 and isinstance(transport, _CoalescingTransport):
+            transport.flush()
+        super().on_response_complete()
+
