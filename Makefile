@@ -5,7 +5,6 @@ VENV ?= .venv
 PURE_VENV ?= .venv-pure
 PORT ?= 4566
 DATA_DIR ?= ./.openkms
-WORKERS ?= 1
 # The builds `make test` runs the whole suite against: the mypyc-compiled request path (what
 # `make run` serves) and the same sources as plain Python. `make test BUILDS=compiled` for one.
 BUILDS ?= compiled pure
@@ -32,7 +31,7 @@ install-pure:
 	bash scripts/install.sh $(PURE_VENV) pure
 
 run: $(STAMP)
-	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR) --workers $(WORKERS) \
+	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR) $(if $(WORKERS),--workers $(WORKERS)) \
 		$(if $(RATE_LIMITS),--rate-limits)
 
 test: $(addprefix test-,$(BUILDS))

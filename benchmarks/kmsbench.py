@@ -29,6 +29,7 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -183,12 +184,24 @@ class CallError(RuntimeError):
     pass
 
 
+def _context(url: str) -> ssl.SSLContext | None:
+    """HTTPS targets of the benchmark serve a throwaway development certificate."""
+    if not url.startswith("https:"):
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def send(signed: SignedRequest, timeout: float = 30.0) -> dict[str, Any]:
     request = urllib.request.Request(
         signed.url, data=signed.body, headers=signed.headers, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            request, timeout=timeout, context=_context(signed.url)
+        ) as response:
             status = response.status
             text = response.read()
     except urllib.error.HTTPError as exc:
@@ -209,7 +222,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], logfile: Path, timeout: f
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}; log:\n{tail(logfile)}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2, context=_context(url)) as response:
                 if response.status == 200:
                     return
         except (OSError, urllib.error.URLError):
@@ -283,6 +296,18 @@ class Target:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind}
 
+    def prepare(self, request: Request) -> SignedRequest:
+        """The bytes wrk replays: ``request`` signed for this target now."""
+        return sign(self.url, self.creds, request.operation, request.payload)
+
+    def covers(self, scenario: str, connections: int) -> bool:
+        """Whether this target is measured for (scenario, connections); all by default."""
+        return True
+
+    def process_groups(self) -> list[int]:
+        """The process groups whose CPU time is the server's (its own session by default)."""
+        return [self.proc.pid] if self.proc is not None else []
+
     def _spawn(self, argv: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> None:
         self.logfile = workdir / f"{slug(self.name)}.log"
         handle = self.logfile.open("wb")
@@ -336,10 +361,16 @@ class OpenKMSTarget(Target):
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         iam_user: bool = False,
+        tls: bool = False,
+        only: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         self.workers = workers
         self.iam_user = iam_user
-        self.name = name or f"openkms w{workers}" + (" iam-user" if iam_user else "")
+        self.tls = tls
+        self.only = None if only is None else set(only)
+        self.name = name or (
+            f"openkms w{workers}" + (" iam-user" if iam_user else "") + (" tls" if tls else "")
+        )
         self.bin_dir = bin_dir or Path(sys.executable).parent
         self.extra_args = list(extra_args)
         self.env = env or {}
@@ -351,7 +382,11 @@ class OpenKMSTarget(Target):
             "workers": self.workers,
             "server": "uvicorn",
             "principal": principal,
+            "tls": self.tls,
         }
+
+    def covers(self, scenario: str, connections: int) -> bool:
+        return self.only is None or (scenario, connections) in self.only
 
     def _prepare(self, workdir: Path) -> Path:
         data = workdir / f"data-{slug(self.name)}"
@@ -375,13 +410,15 @@ class OpenKMSTarget(Target):
     def start(self, workdir: Path) -> None:
         data = self._prepare(workdir)
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
+        tls_dir = workdir / f"tls-{slug(self.name)}"
+        tls_args = dev_cert_args(self.bin_dir, tls_dir) if self.tls else []
         # Throughput is measured without AWS's request quotas (1,000/s for asymmetric keys, 5/s
         # for CreateKey ...), which would otherwise be what the benchmark measures.
         argv = [
             str(self.bin_dir / "openkms"), "serve", "--data-dir", str(data),
             "--port", str(port), "--workers", str(self.workers), "--no-rate-limits",
-            *self.extra_args,
+            *tls_args, *self.extra_args,
         ]  # fmt: skip
         self._spawn(argv, workdir, self.env)
         assert self.proc is not None
@@ -449,6 +486,238 @@ def wait_workers(target: Target, workers: int, timeout: float = 30) -> None:
     while len(child_pids(target.proc.pid)) < workers and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)  # let the last one finish importing and reach accept()
+
+
+def dev_cert_args(bin_dir: Path, out: Path) -> list[str]:
+    """A throwaway certificate (``openkms tls dev-cert``): the serve arguments that use it."""
+    subprocess.run(
+        [str(bin_dir / "openkms"), "tls", "dev-cert", "--out", str(out), "--hosts", "127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return ["--tls-cert", str(out / "server.pem"), "--tls-key", str(out / "server-key.pem")]
+
+
+NGINX_TLS_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream openkms {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        keepalive_requests 1000000;
+        location / {{
+            proxy_pass http://openkms;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+"""
+
+
+class NginxTLSTarget(OpenKMSTarget):
+    """openkms over plain HTTP behind nginx terminating TLS (one nginx worker), as in
+    ``deploy/nginx/openkms.conf``; CPU per request counts nginx's processes and openkms's."""
+
+    def __init__(self, workers: int, only: Sequence[tuple[str, int]] | None = None) -> None:
+        super().__init__(workers=workers, name=f"openkms w{workers} nginx-tls", only=only)
+        self.nginx: subprocess.Popen[bytes] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "tls": True, "tls_terminated_by": nginx_version()}
+
+    def start(self, workdir: Path) -> None:
+        super().start(workdir)  # plain HTTP, self.url points at it
+        upstream = int(self.url.rsplit(":", 1)[1])
+        conf_dir = workdir / f"nginx-{slug(self.name)}"
+        conf_dir.mkdir()
+        tls = dev_cert_args(self.bin_dir, conf_dir / "tls")
+        port = free_port()
+        (conf_dir / "nginx.conf").write_text(
+            NGINX_TLS_CONF.format(
+                dir=conf_dir, upstream=upstream, port=port, cert=tls[1], key=tls[3]
+            )
+        )
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        with (conf_dir / "stderr.log").open("wb") as err:
+            self.nginx = subprocess.Popen(
+                [nginx, "-p", str(conf_dir), "-c", str(conf_dir / "nginx.conf")],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.url = f"https://127.0.0.1:{port}"
+        wait_http(self.url + "/healthz", self.nginx, conf_dir / "error.log")
+
+    def process_groups(self) -> list[int]:
+        return super().process_groups() + ([self.nginx.pid] if self.nginx is not None else [])
+
+    def stop(self) -> None:
+        if self.nginx is not None and self.nginx.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.nginx.pid, signal.SIGTERM)
+            try:
+                self.nginx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.nginx.pid, signal.SIGKILL)
+        super().stop()
+
+
+def nginx_available() -> bool:
+    return (
+        shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")
+    ) is not None
+
+
+def nginx_version() -> str:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    try:
+        out = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+    except OSError:
+        return "?"
+    return (out.stderr or out.stdout).strip()
+
+
+class TrivialTarget(Target):
+    """The calibration server: a trivial ASGI app on openkms's server stack
+    (``benchmarks/trivial_server.py``), sent the same request bytes as openkms."""
+
+    kind = "trivial"
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+        self.name = f"trivial w{workers}"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "workers": self.workers, "server": "uvicorn"}
+
+    def start(self, workdir: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, str(BENCH_DIR / "trivial_server.py"), "--port", str(port),
+                "--workers", str(self.workers)]  # fmt: skip
+        self._spawn(argv, workdir)
+        assert self.proc is not None
+        wait_http(self.url + "/healthz", self.proc, self.logfile)
+        wait_workers(self, self.workers)
+
+    def prepare(self, request: Request) -> SignedRequest:
+        # The headers and body of a signed Encrypt, so HTTP parsing costs what it costs openkms.
+        return sign(self.url, Credentials("AKIDTRIVIAL", "secret", "000000000000"),
+                    request.operation, request.payload)  # fmt: skip
+
+
+CALIBRATION_REQUEST_OPERATION = "Encrypt"
+
+
+def calibration_request() -> Request:
+    return Request(
+        "Encrypt",
+        {"KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "Plaintext": PLAINTEXT,
+         "EncryptionContext": CONTEXT},
+    )  # fmt: skip
+
+
+def aes_gcm_ops_per_second(seconds: float = 0.5) -> float:
+    """In-process AES-256-GCM seals of 32 bytes with a 40-byte AAD (pyca/cryptography)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(bytes(32))
+    nonce, data, aad = bytes(12), bytes(32), bytes(40)
+    count = 0
+    deadline = time.perf_counter() + seconds
+    while True:
+        for _ in range(1000):
+            aead.encrypt(nonce, data, aad)
+        count += 1000
+        if time.perf_counter() >= deadline:
+            break
+    return count / (seconds + (time.perf_counter() - deadline))
+
+
+def ping_pong(rounds: int = 4000) -> dict[str, float]:
+    """Round trips of one byte over two pipes between two processes, pinned to the same CPU and
+    to two different CPUs: µs per round trip and CPU µs per round trip (both processes). Waking
+    a process on another, idle vCPU is what a loopback client and server do on every request."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    out: dict[str, float] = {}
+    layouts = [("same_cpu", cpus[:1] * 2)] + ([("cross_cpu", cpus[:2])] if len(cpus) > 1 else [])
+    for name, (a, b) in layouts:
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the echoing child
+            try:
+                os.sched_setaffinity(0, {b})
+                for _ in range(rounds + 200):
+                    os.read(r1, 1)
+                    os.write(w2, b"x")
+            finally:
+                os._exit(0)
+        original = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {a})
+        try:
+            for _ in range(200):  # warm-up
+                os.write(w1, b"x")
+                os.read(r2, 1)
+            cpu0 = time.process_time()
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                os.write(w1, b"x")
+                os.read(r2, 1)
+            elapsed = time.perf_counter() - t0
+            own_cpu = time.process_time() - cpu0
+        finally:
+            os.sched_setaffinity(0, original)
+            os.waitpid(pid, 0)
+            for fd in (r1, w1, r2, w2):
+                os.close(fd)
+        out[f"{name}_rtt_us"] = round(elapsed * 1e6 / rounds, 1)
+        out[f"{name}_parent_cpu_us"] = round(own_cpu * 1e6 / rounds, 1)
+    return out
+
+
+def dependency_versions() -> dict[str, str]:
+    """Every distribution installed in the interpreter that runs the servers."""
+    from importlib import metadata
+
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = dist.version
+    return dict(sorted(found.items()))
+
+
+def cpu_description() -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["model"] = line.split(":", 1)[1].strip()
+                break
+    for index in range(4):
+        base = Path(f"/sys/devices/system/cpu/cpu0/cache/index{index}")
+        with contextlib.suppress(OSError):
+            level = (base / "level").read_text().strip()
+            kind = (base / "type").read_text().strip()
+            info[f"L{level} {kind.lower()}"] = (base / "size").read_text().strip()
+    return info
 
 
 class CommandTarget(OpenKMSTarget):
@@ -868,7 +1137,7 @@ def run_wrk(
     name = scenario_name or request.operation
     threads = threads_for(connections)
     base = Measurement(target.name, name, connections, threads, float(seconds), ok=False)
-    signed = sign(target.url, target.creds, request.operation, request.payload)
+    signed = target.prepare(request)
     try:
         send(signed)  # the very bytes wrk will replay must succeed once
     except (CallError, OSError) as exc:
@@ -884,14 +1153,14 @@ def run_wrk(
         wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
         "--latency", "-s", str(script), target.url + "/",
     ]  # fmt: skip
-    pgid = target.proc.pid if target.proc is not None else None
-    cpu_before = group_cpu_seconds(pgid) if pgid else 0.0
+    groups = target.process_groups()
+    cpu_before = sum(group_cpu_seconds(g) for g in groups)
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     except subprocess.TimeoutExpired:
         base.error = "wrk did not finish in time"
         return base
-    cpu_used = group_cpu_seconds(pgid) - cpu_before if pgid else 0.0
+    cpu_used = sum(group_cpu_seconds(g) for g in groups) - cpu_before
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(MARKER)), None)
     if out.returncode != 0 or line is None:
         base.error = f"wrk exit {out.returncode}: {(out.stderr or out.stdout)[-300:]}"
@@ -967,6 +1236,8 @@ def machine() -> dict[str, Any]:
         load = (0.0, 0.0, 0.0)
     return {
         "cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu": cpu_description(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "loadavg_at_start": [round(x, 2) for x in load],

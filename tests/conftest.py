@@ -57,6 +57,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # Test servers run without AWS's request quotas (a suite makes bursts of control-plane calls
     # far above them); the throttling tests pass --rate-limits, which wins over this.
     env["OPENKMS_RATE_LIMITS_ENABLED"] = "0"
+    # One worker per server (the default is one per CPU): the suite starts dozens of servers at
+    # once; tests of several workers pass --workers, which wins over this.
+    env["OPENKMS_WORKERS"] = "1"
     env.update(extra or {})
     return env
 

@@ -45,6 +45,27 @@ ENV_BUILD_REQUIRE_COMPILED = "OPENKMS_REQUIRE_COMPILED"
 ENV_TEST_NAMESPACE = "OPENKMS_TEST_"
 
 
+# `workers = 0` (the default) starts one worker per usable CPU up to this many: beyond it the
+# workers mostly contend for the database (SQLite has one writer) and each holds ~55 MiB.
+MAX_AUTO_WORKERS = 8
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, bounded by a cgroup v2 CPU quota
+    (a container given 2 CPUs on a 64-core host counts 2)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
 class SettingsError(ValueError):
     """A setting is invalid; the message names it."""
 
@@ -54,7 +75,7 @@ class Settings:
     data_dir: str = "./.openkms"
     host: str = "127.0.0.1"
     port: int = 4566
-    workers: int = 1
+    workers: int = 0  # 0: one per usable CPU, at most MAX_AUTO_WORKERS (resolved_workers)
     dev: bool = False
     accept_any_credentials: bool = False
     account_id: str = "000000000000"
@@ -125,6 +146,15 @@ class Settings:
     # characters (AWS documents no number; see docs/configuration.md).
     max_encryption_context_chars: int = 8192
 
+    def resolved_workers(self) -> int:
+        """The worker count to start: ``workers``, or for 0 one per usable CPU (capped at
+        MAX_AUTO_WORKERS); a sealed server runs one."""
+        if self.workers > 0:
+            return self.workers
+        if self.sealed:
+            return 1
+        return min(usable_cpus(), MAX_AUTO_WORKERS)
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
@@ -161,8 +191,8 @@ class Settings:
     def validate(self) -> Settings:
         if not 0 < self.port < 65536 and self.port != 0:
             raise SettingsError(f"port: {self.port} is not a TCP port")
-        if self.workers < 1:
-            raise SettingsError("workers: must be at least 1")
+        if self.workers < 0:
+            raise SettingsError("workers: must be at least 1 (or 0: one per usable CPU)")
         if len(self.account_id) != 12 or not self.account_id.isdigit():
             raise SettingsError("account_id: must be 12 digits")
         if self.accept_any_credentials and not is_loopback(self.host):
@@ -181,7 +211,7 @@ class Settings:
             raise SettingsError(
                 f"root_of_trust: {self.root_of_trust!r} is not one of {', '.join(ROOTS_OF_TRUST)}"
             )
-        if self.sealed and self.workers > 1:
+        if self.sealed and self.workers > 1:  # 0 resolves to 1 when sealed
             raise SettingsError(
                 "sealed: a sealed server runs one worker (shares reach one process)"
             )

@@ -77,9 +77,7 @@ def _workers(pid: int) -> list[int]:
 def _listeners(pid: int, port: int) -> dict[int, int]:
     """worker pid -> listening sockets on ``port`` it holds."""
     states = _tcp_sockets(port)
-    return {
-        w: sum(1 for i in _socket_inodes(w) if states.get(i) == LISTEN) for w in _workers(pid)
-    }
+    return {w: sum(1 for i in _socket_inodes(w) if states.get(i) == LISTEN) for w in _workers(pid)}
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -136,8 +134,7 @@ def test_a_killed_worker_is_replaced_with_a_listener_of_its_own(two_workers) -> 
     victim = _workers(pid)[0]
     os.kill(victim, signal.SIGKILL)
     _wait_for(
-        lambda: victim not in _workers(pid)
-        and sorted(_listeners(pid, port).values()) == [1, 1]
+        lambda: victim not in _workers(pid) and sorted(_listeners(pid, port).values()) == [1, 1]
     )
     for _ in range(20):  # new connections each time: both workers answer
         assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
@@ -158,3 +155,18 @@ def test_a_second_server_on_the_same_port_is_refused(two_workers, tmp_path: Path
     )
     assert proc.returncode != 0
     assert "address already in use" in (proc.stderr + proc.stdout).lower()
+
+
+def test_the_default_worker_count_is_one_per_usable_cpu(server_factory) -> None:  # type: ignore[no-untyped-def]
+    from openkms.config import MAX_AUTO_WORKERS, usable_cpus
+
+    expected = min(usable_cpus(), MAX_AUTO_WORKERS)
+    # 0 is the default (the suite's servers get OPENKMS_WORKERS=1 from child_env).
+    managed = server_factory.start(extra_args=("--workers", "0"))
+    proc = managed.process.process
+    assert proc is not None
+    if expected == 1:  # one worker runs in the server process itself
+        assert _workers(proc.pid) == []
+    else:
+        _wait_for(lambda: len(_listeners(proc.pid, managed.process.port)) == expected)
+    assert managed.client().list_keys()["Keys"] is not None

@@ -75,6 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = _free_port()
     log = (data_dir / "server.log").open("wb")
     command = [sys.executable, "-m", "openkms.cli.main", "serve", "--data-dir", str(data_dir)]
+    command += ["--workers", "1"]
     process = subprocess.Popen(
         [*command, "--port", str(port)],
         stdout=log,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -380,3 +381,29 @@ def test_every_key_spec_is_classified() -> None:
     refused = {"ECC_SECG_P256K1", "SM2"}
     for spec in [*KeySpec, *DataKeyPairSpec]:
         assert fips_allowed(spec.value, None) is (spec.value not in refused), spec
+
+
+# --- The default worker count ----------------------------------------------------------------
+
+
+def test_workers_default_is_one_per_usable_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openkms import config
+
+    monkeypatch.setattr(config, "usable_cpus", lambda: 3)
+    assert Settings().workers == 0
+    assert Settings().resolved_workers() == 3
+    assert Settings(workers=2).resolved_workers() == 2  # explicit counts win
+    assert Settings(sealed=True).validate().resolved_workers() == 1  # sealed: one worker
+    monkeypatch.setattr(config, "usable_cpus", lambda: 64)
+    assert Settings().resolved_workers() == config.MAX_AUTO_WORKERS
+
+
+def test_workers_negative_refused() -> None:
+    with pytest.raises(SettingsError, match="workers: must be at least 1"):
+        Settings(workers=-1).validate()
+
+
+def test_usable_cpus_is_positive_and_within_the_affinity_mask() -> None:
+    from openkms.config import usable_cpus
+
+    assert 1 <= usable_cpus() <= len(os.sched_getaffinity(0))

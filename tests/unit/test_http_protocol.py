@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
@@ -105,3 +106,106 @@ def test_continue_and_close_are_flushed() -> None:
     assert transport.writes[1].startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"connection: close\r\n" in transport.writes[1]
     assert transport.closed
+
+
+# -- when the write happens: at the end of the loop step, the same on asyncio's and uvloop's ---
+
+
+def _loops() -> list[Any]:
+    import uvloop
+
+    return [asyncio.new_event_loop, uvloop.new_event_loop]
+
+
+def _serve_on(loop_factory: Any, connections: int, requests_each: int) -> list[list[bytes]]:
+    """``connections`` protocols on one loop, each sent its requests in one segment; every
+    write is recorded with the number of responses the app had completed by then."""
+    completed = 0
+    seen: list[list[bytes]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal completed
+        if scope["type"] != "http":
+            return
+        await _app(scope, receive, send)
+        completed += 1
+
+    async def run() -> list[list[bytes]]:
+        config = Config(app=app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False)
+        config.load()
+        transports = []
+        for _ in range(connections):
+            protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+            transport = RecordingTransport()
+            protocol.connection_made(transport)
+            transports.append((protocol, transport))
+        for protocol, _ in transports:
+            protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * requests_each)
+        for _ in range(10 * requests_each):
+            await asyncio.sleep(0)
+        for _, transport in transports:
+            seen.append(transport.writes)
+        return seen
+
+    loop: asyncio.AbstractEventLoop = loop_factory()
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_factory", _loops(), ids=["asyncio", "uvloop"])
+def test_one_write_per_response_on_both_loops(loop_factory: Any) -> None:
+    for writes in _serve_on(loop_factory, connections=8, requests_each=1):
+        assert len(writes) == 1
+        assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert writes[0].endswith(b'{"ok":true}')
+
+
+@pytest.mark.parametrize("loop_factory", _loops(), ids=["asyncio", "uvloop"])
+def test_pipelined_responses_one_write_each_on_both_loops(loop_factory: Any) -> None:
+    for writes in _serve_on(loop_factory, connections=2, requests_each=3):
+        assert len(writes) == 3
+        assert all(w.count(b"HTTP/1.1 200 OK") == 1 for w in writes)
+
+
+def _same_step_writes(connections: int) -> list[int]:
+    """``connections`` connections of one server (one ServerState, as in a worker), each sent
+    one request in the same step; the total number of writes after each of four steps."""
+
+    async def run() -> list[int]:
+        config = Config(
+            app=_app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False
+        )
+        config.load()
+        state = ServerState()
+        transports = []
+        for _ in range(connections):
+            protocol = CoalescingHttpToolsProtocol(config, state, {})
+            transport = RecordingTransport()
+            protocol.connection_made(transport)
+            protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            transports.append(transport)
+        counts = []
+        for _ in range(4):
+            await asyncio.sleep(0)
+            counts.append(sum(len(t.writes) for t in transports))
+        assert all(len(t.writes) == 1 for t in transports)
+        return counts
+
+    return asyncio.run(run())
+
+
+def test_responses_of_a_busy_worker_are_held_until_the_step_ends() -> None:
+    """Other requests in progress: the responses one step completes go out together after it."""
+    counts = _same_step_writes(3)
+    assert counts[0] == 0  # step 1: the three apps ran and completed, nothing written yet
+    assert counts[-1] == 3  # step 2: each connection's response in one write
+
+
+def test_a_lone_response_is_written_at_once() -> None:
+    """No other request in progress in the worker: nothing could join the write, so it is not
+    delayed to the end of the step."""
+    counts = _same_step_writes(1)
+    assert counts[0] == 1
+    assert counts[-1] == 1

@@ -130,6 +130,8 @@ def _write_private(path: Path, text: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
+    # workers = 0 (the default): one per usable CPU; the workers receive the resolved count.
+    settings = settings.replace(workers=settings.resolved_workers())
     if settings.dev and not is_loopback(settings.host):
         raise SettingsError("dev: development mode binds to loopback only")
     scheme = "https" if settings.tls_enabled else "http"
@@ -328,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML configuration file (or $OPENKMS_CONFIG)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 4566)")
-    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: one per usable CPU, at most 8; 0 means the same)",
+    )
     serve.add_argument(
         "--dev", action="store_true", default=None, help="development mode (loopback only)"
     )
