@@ -11,9 +11,10 @@ import dataclasses
 
 from openkms.iam import DeleteConflict, LimitExceeded, NoSuchEntity, ValidationError
 from openkms.iam.authz import require
+from openkms.iam.entities import USER, lookup
 from openkms.iam.handler import IamDeps, Params, Result
 from openkms.iam.store import IamStore, account_store
-from openkms.iam.users import caller_user_name, user_arn_for
+from openkms.iam.users import caller_user_name
 from openkms.service.accounts import issue_access_key, root_arn
 from openkms.service.context import RequestContext
 from openkms.storage.records import AccessKeyRecord
@@ -33,7 +34,7 @@ def _owner(deps: IamDeps, ctx: RequestContext, store: IamStore, params: Params) 
     name = params.get("UserName") or caller_user_name(ctx, store)
     if name is None:
         return _Owner(ROOT_USER_NAME, root_arn(deps.partition, store.account_id), True)
-    user, arn = user_arn_for(store, name)
+    user, arn = lookup(store, USER, name)
     return _Owner(name if user is None else user.name, arn, user is not None)
 
 

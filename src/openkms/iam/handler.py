@@ -1,6 +1,7 @@
 """What every IAM and STS operation is: a function of its dependencies, the request context
 and the validated parameters, answering the result members (or None). The handler modules
-(users, groups, roles, policies, access keys, tagging, sts) and the dispatch table all use it."""
+(users, groups, roles, policies, access keys, sts), the handler factories of ``entities`` and
+``entity_policies``, and the dispatch table all use it."""
 
 from __future__ import annotations
 

@@ -1,23 +1,22 @@
-"""Policies: customer managed policies and their versions, attaching them to users, groups and
-roles, and inline policies embedded in those entities.
+"""Customer managed policies and their versions, and the policy simulator. Attaching managed
+policies to users, groups and roles, and their inline policies, are in
+``openkms.iam.entity_policies``.
 
 Documents arrive as JSON (or URL-encoded JSON) and are returned URL-encoded, as IAM does.
 Limits as IAM's defaults: 5 versions per managed policy, 6,144 characters per managed policy,
-10 managed policies per user/group/role, and an aggregate of 2,048 (user), 5,120 (group) or
-10,240 (role) characters of inline policies — whitespace not counted.
+whitespace not counted.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from openkms.iam import DeleteConflict, InvalidInput, LimitExceeded, NoSuchEntity
 from openkms.iam.authz import IDENTITY, require, validate_policy
-from openkms.iam.groups import group_arn_for
+from openkms.iam.entities import KINDS
+from openkms.iam.entity_policies import check_policy_arn
 from openkms.iam.handler import Handler, IamDeps, Params, Result
-from openkms.iam.roles import role_arn_for
 from openkms.iam.simulation import (
     SimulatedPrincipal,
     SourcePolicy,
@@ -26,9 +25,7 @@ from openkms.iam.simulation import (
     simulate,
 )
 from openkms.iam.store import (
-    Attachment,
     IamStore,
-    InlinePolicy,
     ManagedPolicy,
     PolicyVersion,
     account_store,
@@ -40,38 +37,10 @@ from openkms.iam.store import (
     tags_from_params,
     tags_out,
 )
-from openkms.iam.users import user_arn_for
 from openkms.service.context import RequestContext
 
 MAX_VERSIONS = 5
 MAX_MANAGED_POLICY_SIZE = 6144
-MAX_ATTACHED = 10
-MAX_INLINE_SIZE = {"user": 2048, "group": 5120, "role": 10240}
-_POLICY_ARN = re.compile(r"arn:[a-z-]+:iam::(\d{12}|aws):policy(/.*)?/[\w+=,.@-]+")
-
-# kind -> (the request parameter naming the entity, the label in action names)
-_KINDS: dict[str, tuple[str, str]] = {
-    "user": ("UserName", "User"),
-    "group": ("GroupName", "Group"),
-    "role": ("RoleName", "Role"),
-}
-
-
-def _entity(store: IamStore, kind: str, name: str) -> tuple[bool, str, str]:
-    """(exists, ARN, exact name) of the user, group or role ``name``."""
-    if kind == "user":
-        user, arn = user_arn_for(store, name)
-        return user is not None, arn, user.name if user else name
-    if kind == "group":
-        group, arn = group_arn_for(store, name)
-        return group is not None, arn, group.name if group else name
-    role, arn = role_arn_for(store, name)
-    return role is not None, arn, role.name if role else name
-
-
-def _require_entity(kind: str, name: str, exists: bool) -> None:
-    if not exists:
-        raise NoSuchEntity(f"The {kind} with name {name} cannot be found.")
 
 
 def policy_out(policy: ManagedPolicy) -> dict[str, Any]:
@@ -94,13 +63,8 @@ def policy_out(policy: ManagedPolicy) -> dict[str, Any]:
     return out
 
 
-def _check_policy_arn(arn: str) -> None:
-    if not _POLICY_ARN.fullmatch(arn):
-        raise InvalidInput(f"ARN {arn} is not valid.")
-
-
 def _policy(store: IamStore, arn: str) -> ManagedPolicy:
-    _check_policy_arn(arn)
+    check_policy_arn(arn)
     policy = store.policy_by_arn(arn)
     if policy is None:
         raise NoSuchEntity(f"Policy {arn} was not found.")
@@ -284,178 +248,6 @@ def set_default_policy_version(deps: IamDeps, ctx: RequestContext, params: Param
     return None
 
 
-# --- attachments -----------------------------------------------------------------------------
-def _attach(kind: str) -> Handler:
-    name_param, label = _KINDS[kind]
-
-    def handler(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-        store = account_store(deps.storage, ctx.principal, deps.partition)
-        exists, arn, name = _entity(store, kind, params[name_param])
-        require(deps.storage, ctx, f"iam:Attach{label}Policy", arn)
-        policy_arn = params["PolicyArn"]
-        _check_policy_arn(policy_arn)
-        with deps.storage.transaction():
-            _require_entity(kind, name, exists)
-            policy = store.policy_by_arn(policy_arn)
-            if policy is None:
-                raise NoSuchEntity(f"Policy {policy_arn} does not exist or is not attachable.")
-            if store.is_attached(kind, name, policy.arn):
-                return None
-            if len(store.attachments(kind, name)) >= MAX_ATTACHED:
-                raise LimitExceeded(f"Cannot exceed quota for PoliciesPer{label}: {MAX_ATTACHED}")
-            store.attach(kind, name, policy, ctx.now)
-            store.put_policy(
-                dataclasses.replace(policy, attachment_count=policy.attachment_count + 1), ctx.now
-            )
-        return None
-
-    return handler
-
-
-def _detach(kind: str) -> Handler:
-    name_param, label = _KINDS[kind]
-
-    def handler(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-        store = account_store(deps.storage, ctx.principal, deps.partition)
-        exists, arn, name = _entity(store, kind, params[name_param])
-        require(deps.storage, ctx, f"iam:Detach{label}Policy", arn)
-        policy_arn = params["PolicyArn"]
-        _check_policy_arn(policy_arn)
-        with deps.storage.transaction():
-            _require_entity(kind, name, exists)
-            if not store.detach(kind, name, policy_arn):
-                raise NoSuchEntity(f"Policy {policy_arn} was not found.")
-            policy = store.policy_by_arn(policy_arn)
-            if policy is not None:
-                count = max(0, policy.attachment_count - 1)
-                store.put_policy(dataclasses.replace(policy, attachment_count=count), ctx.now)
-        return None
-
-    return handler
-
-
-def _policy_path(policy_arn: str) -> str:
-    resource = policy_arn.split(":", 5)[-1]  # policy/path/name
-    return resource[len("policy") : resource.rfind("/") + 1]
-
-
-def _list_attached(kind: str) -> Handler:
-    name_param, label = _KINDS[kind]
-
-    def handler(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-        store = account_store(deps.storage, ctx.principal, deps.partition)
-        exists, arn, name = _entity(store, kind, params[name_param])
-        require(deps.storage, ctx, f"iam:ListAttached{label}Policies", arn)
-        _require_entity(kind, name, exists)
-        prefix = params.get("PathPrefix")
-
-        def keep(a: Attachment) -> bool:
-            return path_matches(_policy_path(a.policy_arn), prefix)
-
-        page = store.attachment_page(kind, name, params.get("Marker"), params.get("MaxItems"), keep)
-        result: dict[str, Any] = {
-            "AttachedPolicies": [
-                {"PolicyName": a.policy_name, "PolicyArn": a.policy_arn} for a in page.items
-            ],
-            "IsTruncated": page.truncated,
-        }
-        if page.marker:
-            result["Marker"] = page.marker
-        return result
-
-    return handler
-
-
-# --- inline policies -------------------------------------------------------------------------
-def _put_inline(kind: str) -> Handler:
-    name_param, label = _KINDS[kind]
-
-    def handler(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-        store = account_store(deps.storage, ctx.principal, deps.partition)
-        exists, arn, name = _entity(store, kind, params[name_param])
-        require(deps.storage, ctx, f"iam:Put{label}Policy", arn)
-        document = decode_document(params["PolicyDocument"])
-        validate_policy(document, IDENTITY)
-        policy_name = params["PolicyName"]
-        with deps.storage.transaction():
-            _require_entity(kind, name, exists)
-            others = sum(
-                policy_size(p.document)
-                for p in store.inline_policies(kind, name)
-                if p.name != policy_name
-            )
-            limit = MAX_INLINE_SIZE[kind]
-            if others + policy_size(document) > limit:
-                raise LimitExceeded(
-                    f"Maximum policy size of {limit} bytes exceeded for {kind} {name}"
-                )
-            store.put_inline(kind, name, InlinePolicy(policy_name, document), ctx.now)
-        return None
-
-    return handler
-
-
-def _inline_or_fail(store: IamStore, kind: str, name: str, policy_name: str) -> InlinePolicy:
-    policy = store.get_inline(kind, name, policy_name)
-    if policy is None:
-        raise NoSuchEntity(f"The {kind} policy with name {policy_name} cannot be found.")
-    return policy
-
-
-def _get_inline(kind: str) -> Handler:
-    name_param, label = _KINDS[kind]
-
-    def handler(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-        store = account_store(deps.storage, ctx.principal, deps.partition)
-        exists, arn, name = _entity(store, kind, params[name_param])
-        require(deps.storage, ctx, f"iam:Get{label}Policy", arn)
-        _require_entity(kind, name, exists)
-        policy = _inline_or_fail(store, kind, name, params["PolicyName"])
-        return {
-            name_param: name,
-            "PolicyName": policy.name,
-            "PolicyDocument": encode_document(policy.document),
-        }
-
-    return handler
-
-
-def _delete_inline(kind: str) -> Handler:
-    name_param, label = _KINDS[kind]
-
-    def handler(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-        store = account_store(deps.storage, ctx.principal, deps.partition)
-        exists, arn, name = _entity(store, kind, params[name_param])
-        require(deps.storage, ctx, f"iam:Delete{label}Policy", arn)
-        with deps.storage.transaction():
-            _require_entity(kind, name, exists)
-            _inline_or_fail(store, kind, name, params["PolicyName"])
-            store.delete_inline(kind, name, params["PolicyName"])
-        return None
-
-    return handler
-
-
-def _list_inline(kind: str) -> Handler:
-    name_param, label = _KINDS[kind]
-
-    def handler(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-        store = account_store(deps.storage, ctx.principal, deps.partition)
-        exists, arn, name = _entity(store, kind, params[name_param])
-        require(deps.storage, ctx, f"iam:List{label}Policies", arn)
-        _require_entity(kind, name, exists)
-        page = store.inline_page(kind, name, params.get("Marker"), params.get("MaxItems"))
-        result: dict[str, Any] = {
-            "PolicyNames": [p.name for p in page.items],
-            "IsTruncated": page.truncated,
-        }
-        if page.marker:
-            result["Marker"] = page.marker
-        return result
-
-    return handler
-
-
 # --- simulation ------------------------------------------------------------------------------
 def _simulation_result(
     params: Params, sources: list[SourcePolicy], principal: SimulatedPrincipal
@@ -499,11 +291,11 @@ def simulate_principal_policy(deps: IamDeps, ctx: RequestContext, params: Params
     require(deps.storage, ctx, "iam:SimulatePrincipalPolicy", source)
     head = f"arn:{deps.partition}:iam::{store.account_id}:"
     kind, _, rest = source[len(head) :].partition("/") if source.startswith(head) else ("", "", "")
-    if kind not in _KINDS or not rest:
+    if kind not in KINDS or not rest:
         raise InvalidInput(f"Invalid ARN: {source}")
-    exists, arn, name = _entity(store, kind, rest.rsplit("/", 1)[-1])
-    _require_entity(kind, name, exists)
-    principal = _simulated(store, kind, arn, _unique_id(store, kind, name))
+    entity = store.require_entity(KINDS[kind].doc, rest.rsplit("/", 1)[-1])
+    name = entity.name
+    principal = _simulated(store, kind, entity.arn, _unique_id(store, kind, name))
     return _simulation_result(params, entity_sources(store, kind, name), principal)
 
 
@@ -545,11 +337,3 @@ OPERATIONS: dict[str, Handler] = {
     "DeletePolicyVersion": delete_policy_version,
     "SetDefaultPolicyVersion": set_default_policy_version,
 }
-for _kind, (_, _label) in _KINDS.items():
-    OPERATIONS[f"Attach{_label}Policy"] = _attach(_kind)
-    OPERATIONS[f"Detach{_label}Policy"] = _detach(_kind)
-    OPERATIONS[f"ListAttached{_label}Policies"] = _list_attached(_kind)
-    OPERATIONS[f"Put{_label}Policy"] = _put_inline(_kind)
-    OPERATIONS[f"Get{_label}Policy"] = _get_inline(_kind)
-    OPERATIONS[f"Delete{_label}Policy"] = _delete_inline(_kind)
-    OPERATIONS[f"List{_label}Policies"] = _list_inline(_kind)

@@ -24,7 +24,7 @@ import dataclasses
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote, unquote
 
 import orjson
@@ -136,6 +136,30 @@ class Membership:
 _E = TypeVar("_E")
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityDoc(Generic[_N]):
+    """Where users, groups or roles are stored: ``kind`` (user, group, role) names them in
+    messages, ARNs and the owner prefix of their policies; ``label`` in ``EntityAlreadyExists``."""
+
+    kind: str
+    label: str
+    document: str
+    cls: type[_N]
+
+
+USERS = EntityDoc("user", "User", USER, User)
+GROUPS = EntityDoc("group", "Group", GROUP, Group)
+ROLES = EntityDoc("role", "Role", ROLE, Role)
+
+
 def _dump(entity: Any) -> str:
     return orjson.dumps(dataclasses.asdict(entity)).decode()
 
@@ -234,62 +258,52 @@ class IamStore:
     def all(self, kind: str, cls: type[_E], prefix: str = "") -> list[_E]:
         return [_load(cls, text) for _, text in self._iter(kind, prefix)]
 
-    # -- users ---------------------------------------------------------------------------------
+    # -- users, groups and roles ----------------------------------------------------------------
+    def get_entity(self, doc: EntityDoc[_N], name: str) -> _N | None:
+        return self._get(doc.document, key_of(name), doc.cls)
+
+    def require_entity(self, doc: EntityDoc[_N], name: str) -> _N:
+        entity = self.get_entity(doc, name)
+        if entity is None:
+            raise NoSuchEntity(f"The {doc.kind} with name {name} cannot be found.")
+        return entity
+
+    def put_entity(
+        self, doc: EntityDoc[_N], entity: _N, now: float, *, create: bool = False
+    ) -> None:
+        try:
+            self._put(doc.document, key_of(entity.name), entity, now, create=create)
+        except StorageConflict as exc:
+            raise EntityAlreadyExists(
+                f"{doc.label} with name {entity.name} already exists."
+            ) from exc
+
+    def delete_entity(self, doc: EntityDoc[_N], entity: _N) -> None:
+        self.storage.delete_document(doc.document, self.account_id, key_of(entity.name))
+
     def get_user(self, name: str) -> User | None:
-        return self._get(USER, key_of(name), User)
+        return self.get_entity(USERS, name)
 
     def require_user(self, name: str) -> User:
-        user = self.get_user(name)
-        if user is None:
-            raise NoSuchEntity(f"The user with name {name} cannot be found.")
-        return user
+        return self.require_entity(USERS, name)
 
     def put_user(self, user: User, now: float, *, create: bool = False) -> None:
-        try:
-            self._put(USER, key_of(user.name), user, now, create=create)
-        except StorageConflict as exc:
-            raise EntityAlreadyExists(f"User with name {user.name} already exists.") from exc
+        self.put_entity(USERS, user, now, create=create)
 
     def delete_user(self, user: User) -> None:
-        self.storage.delete_document(USER, self.account_id, key_of(user.name))
+        self.delete_entity(USERS, user)
 
-    # -- groups --------------------------------------------------------------------------------
     def get_group(self, name: str) -> Group | None:
-        return self._get(GROUP, key_of(name), Group)
-
-    def require_group(self, name: str) -> Group:
-        group = self.get_group(name)
-        if group is None:
-            raise NoSuchEntity(f"The group with name {name} cannot be found.")
-        return group
+        return self.get_entity(GROUPS, name)
 
     def put_group(self, group: Group, now: float, *, create: bool = False) -> None:
-        try:
-            self._put(GROUP, key_of(group.name), group, now, create=create)
-        except StorageConflict as exc:
-            raise EntityAlreadyExists(f"Group with name {group.name} already exists.") from exc
+        self.put_entity(GROUPS, group, now, create=create)
 
-    def delete_group(self, group: Group) -> None:
-        self.storage.delete_document(GROUP, self.account_id, key_of(group.name))
-
-    # -- roles ---------------------------------------------------------------------------------
     def get_role(self, name: str) -> Role | None:
-        return self._get(ROLE, key_of(name), Role)
+        return self.get_entity(ROLES, name)
 
     def require_role(self, name: str) -> Role:
-        role = self.get_role(name)
-        if role is None:
-            raise NoSuchEntity(f"The role with name {name} cannot be found.")
-        return role
-
-    def put_role(self, role: Role, now: float, *, create: bool = False) -> None:
-        try:
-            self._put(ROLE, key_of(role.name), role, now, create=create)
-        except StorageConflict as exc:
-            raise EntityAlreadyExists(f"Role with name {role.name} already exists.") from exc
-
-    def delete_role(self, role: Role) -> None:
-        self.storage.delete_document(ROLE, self.account_id, key_of(role.name))
+        return self.require_entity(ROLES, name)
 
     # -- managed policies ----------------------------------------------------------------------
     def get_policy(self, name: str) -> ManagedPolicy | None:

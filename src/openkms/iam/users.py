@@ -1,50 +1,24 @@
-"""IAM users: CreateUser, GetUser, ListUsers, DeleteUser and their tags."""
+"""IAM users: CreateUser, GetUser, ListUsers, DeleteUser, their tags and their policies."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from openkms.iam import DeleteConflict, InvalidInput, ValidationError
-from openkms.iam.authz import require
-from openkms.iam.handler import IamDeps, Params, Result
-from openkms.iam.store import (
-    IamStore,
-    User,
-    account_store,
-    name_from_arn,
-    new_id,
-    path_matches,
-    request_tag_context,
-    tags_from_params,
-    tags_out,
+from openkms.iam import ValidationError
+from openkms.iam.entities import (
+    USER,
+    NewEntity,
+    create_handler,
+    delete_handler,
+    list_handler,
+    show,
+    tag_handlers,
 )
-from openkms.iam.tagging import tag_handlers
+from openkms.iam.entity_policies import policy_handlers
+from openkms.iam.handler import IamDeps, Params, Result
+from openkms.iam.store import IamStore, User, account_store, name_from_arn
 from openkms.service.accounts import root_arn
 from openkms.service.context import RequestContext
-
-
-def user_out(user: User, *, with_tags: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "Path": user.path,
-        "UserName": user.name,
-        "UserId": user.user_id,
-        "Arn": user.arn,
-        "CreateDate": user.created_at,
-    }
-    if with_tags and user.tags:
-        out["Tags"] = tags_out(user.tags)
-    return out
-
-
-def no_boundaries(params: Params) -> None:
-    if "PermissionsBoundary" in params:
-        raise InvalidInput("Permissions boundaries are not supported by this server.")
-
-
-def user_arn_for(store: IamStore, name: str) -> tuple[User | None, str]:
-    """(the user or None, its ARN — with path "/" when it does not exist)."""
-    user = store.get_user(name)
-    return user, user.arn if user is not None else store.arn("user", "/", name)
 
 
 def caller_user_name(ctx: RequestContext, store: IamStore) -> str | None:
@@ -57,20 +31,12 @@ def caller_user_name(ctx: RequestContext, store: IamStore) -> str | None:
     raise ValidationError("Must specify userName when calling with non-User credentials")
 
 
-def create_user(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    no_boundaries(params)
-    name, path = params["UserName"], params.get("Path", "/")
-    tags = tags_from_params(params.get("Tags"))
-    arn = store.arn("user", path, name)
-    require(deps.storage, ctx, "iam:CreateUser", arn, request_tag_context(tags))
-    user = User(name, new_id("AIDA"), path, arn, ctx.now, tags)
-    with deps.storage.transaction():
-        store.put_user(user, ctx.now, create=True)
-    return {"User": user_out(user)}
+def _build(deps: IamDeps, params: Params, new: NewEntity) -> User:
+    return User(new.name, new.entity_id, new.path, new.arn, new.created_at, new.tags)
 
 
 def get_user(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
+    """The user named, else the caller (a user, or the account root)."""
     store = account_store(deps.storage, ctx.principal, deps.partition)
     name = params.get("UserName") or caller_user_name(ctx, store)
     if name is None:  # the account root
@@ -80,60 +46,14 @@ def get_user(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
         if account is not None:
             out["CreateDate"] = account.created_at
         return {"User": out}
-    user, arn = user_arn_for(store, name)
-    require(deps.storage, ctx, "iam:GetUser", arn)
-    user = store.require_user(name)
-    return {"User": user_out(user)}
-
-
-def list_users(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    prefix = params.get("PathPrefix")
-    require(deps.storage, ctx, "iam:ListUsers", store.arn("user", prefix or "/", ""))
-    page = store.page(
-        "iam-user",
-        User,
-        marker=params.get("Marker"),
-        max_items=params.get("MaxItems"),
-        keep=lambda u: path_matches(u.path, prefix),
-    )
-    result: dict[str, Any] = {
-        "Users": [user_out(u, with_tags=False) for u in page.items],
-        "IsTruncated": page.truncated,
-    }
-    if page.marker:
-        result["Marker"] = page.marker
-    return result
-
-
-def delete_user(deps: IamDeps, ctx: RequestContext, params: Params) -> Result:
-    store = account_store(deps.storage, ctx.principal, deps.partition)
-    name = params["UserName"]
-    _, arn = user_arn_for(store, name)
-    require(deps.storage, ctx, "iam:DeleteUser", arn)
-    with deps.storage.transaction():
-        user = store.require_user(name)
-        keys = [
-            k
-            for k in deps.storage.list_access_keys(store.account_id)
-            if k.principal_arn == user.arn
-        ]
-        if keys:
-            raise DeleteConflict("Cannot delete entity, must delete access keys first.")
-        if store.inline_policies("user", user.name):
-            raise DeleteConflict("Cannot delete entity, must delete policies first.")
-        if store.attachments("user", user.name):
-            raise DeleteConflict("Cannot delete entity, must detach all policies first.")
-        if store.group_names_of(user.name):
-            raise DeleteConflict("Cannot delete entity, must remove users from group first.")
-        store.delete_user(user)
-    return None
+    return show(deps, ctx, USER, name)
 
 
 OPERATIONS = {
-    "CreateUser": create_user,
+    "CreateUser": create_handler(USER, _build),
     "GetUser": get_user,
-    "ListUsers": list_users,
-    "DeleteUser": delete_user,
-    **tag_handlers("user", "User"),
+    "ListUsers": list_handler(USER),
+    "DeleteUser": delete_handler(USER),
+    **tag_handlers(USER),
+    **policy_handlers(USER),
 }

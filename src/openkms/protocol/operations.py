@@ -29,7 +29,7 @@ from openkms.service import (
     tags,
 )
 from openkms.service.context import RequestContext
-from openkms.service.custom_key_stores import with_request
+from openkms.service.key_store_backends import with_request
 from openkms.service.runtime import Runtime
 
 Handler = Callable[[Runtime, RequestContext, dict[str, Any]], dict[str, Any]]

@@ -21,7 +21,7 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service import asymmetric_keys, custom_key_stores, key_policies, multi_region
+from openkms.service import asymmetric_keys, key_policies, key_store_keys, multi_region
 from openkms.service.common import check_new_key_tags, decode_marker, page, tags_from_request
 from openkms.service.context import RequestContext
 from openkms.service.metadata import PRIMARY, key_metadata, key_type
@@ -94,7 +94,7 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         bindings = key_policies.check_policy(
             rt, ctx, policy, arn, account, bypass=bool(req.get("BypassPolicyLockoutSafetyCheck"))
         )
-    store_plan = custom_key_stores.plan_store_key(
+    store_plan = key_store_keys.plan_store_key(
         rt, ctx, req, origin=origin, spec=spec, usage=usage, key_id=key_id, arn=arn
     )
     key = KeyRecord(
@@ -321,7 +321,7 @@ def purge_due_keys(rt: Runtime, now: float) -> list[str]:
             rt.storage.delete_key(arn)
             multi_region.after_replica_deleted(rt, key, now)
         if key.custom_key_store_id is not None:
-            custom_key_stores.delete_store_key_material(rt, key)
+            key_store_keys.delete_store_key_material(rt, key)
         rt.forget_key(arn)
         rt.alias_cache.clear()
         purged.append(arn)

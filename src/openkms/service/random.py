@@ -19,7 +19,7 @@ def generate_random(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> di
         raise ValidationException("NumberOfBytes is required.")
     store_id = req.get("CustomKeyStoreId")
     if store_id:
-        from openkms.service.custom_key_stores import random_from_store
+        from openkms.service.key_store_keys import random_from_store
 
         return {"Plaintext": random_from_store(rt, ctx, store_id, count)}
     return {"Plaintext": os.urandom(count)}

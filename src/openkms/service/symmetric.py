@@ -47,7 +47,7 @@ def seal(
     """Returns (ciphertext blob, material id) under the key's current material."""
     material_id = key.current_material_id
     if key.custom_key_store_id is not None and material_id is not None:
-        from openkms.service.custom_key_stores import seal_in_store
+        from openkms.service.key_store_keys import seal_in_store
 
         header = ciphertext.encode_header(key.account_id, key.key_id, material_id)
         return seal_in_store(rt, key, header, plaintext, context), material_id
@@ -97,7 +97,7 @@ def open_blob(
 ) -> Opened:
     require_usable_for_crypto(key)
     if key.custom_key_store_id is not None:
-        from openkms.service.custom_key_stores import open_in_store
+        from openkms.service.key_store_keys import open_in_store
 
         return Opened(key, open_in_store(rt, key, parsed, context), parsed.material_id)
     handle = rt.symmetric_key(key, parsed.material_id)
