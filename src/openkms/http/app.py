@@ -365,6 +365,12 @@ class OpenKMSApp:
             self._audit_failed(request_id)
             error = KMSInternalException("The request could not be audited; retry.")
             result = None
+        except Exception:
+            # A record that cannot even be built: never answered unaudited (fail closed).
+            log.exception("audit record could not be built (request %s)", request_id)
+            self._audit_failed(request_id)
+            error = KMSInternalException("The request could not be audited; retry.")
+            result = None
         if error is not None or result is None:
             error = error or KMSInternalException("")
             return error.status, error_body(error), error.code, _JSON_TYPE

@@ -465,7 +465,9 @@ def _simulation_result(
         validate_policy(decode_document(text), IDENTITY)
     texts = policy_texts + [decode_document(t) for t in params.get("PolicyInputList", [])]
     context = {
-        e["ContextKeyName"]: e.get("ContextKeyValues", []) for e in params.get("ContextEntries", [])
+        e["ContextKeyName"]: e.get("ContextKeyValues", [])
+        for e in params.get("ContextEntries", [])
+        if e.get("ContextKeyName")  # the model does not require it; an entry without is void
     }
     outcomes = simulate(
         texts, principal, params["ActionNames"], params.get("ResourceArns") or ["*"], context
