@@ -264,7 +264,8 @@ class Values:
                     "Version": "2012-10-17",
                     "Statement": [
                         {
-                            "Effect": rng.choice(["Allow", "Deny"]),
+                            # Mostly Allow: Deny policies lock the pool's keys for the rest.
+                            "Effect": "Deny" if rng.random() < 0.1 else "Allow",
                             "Principal": {"AWS": f"arn:aws:iam::{pools.account_id}:root"},
                             "Action": rng.choice(["kms:*", "kms:Encrypt", "sts:AssumeRole"]),
                             "Resource": "*",
