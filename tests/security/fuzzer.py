@@ -264,7 +264,8 @@ class Values:
                     "Version": "2012-10-17",
                     "Statement": [
                         {
-                            "Effect": rng.choice(["Allow", "Deny"]),
+                            # Mostly Allow: Deny policies lock the pool's keys for the rest.
+                            "Effect": "Deny" if rng.random() < 0.1 else "Allow",
                             "Principal": {"AWS": f"arn:aws:iam::{pools.account_id}:root"},
                             "Action": rng.choice(["kms:*", "kms:Encrypt", "sts:AssumeRole"]),
                             "Resource": "*",
@@ -820,11 +821,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--keep", metavar="DIR", help="run the server in DIR and keep its logs")
     args = parser.parse_args(argv)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="openkms-fuzz-") as tmp:
-        servers = own_server(Path(tmp))
+        data_dir = Path(args.keep) if args.keep else Path(tmp)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        servers = own_server(data_dir)
         server = next(servers)
         try:
             pools = make_pools(server.endpoint, server.creds, server.account_id)

@@ -145,8 +145,12 @@ _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
 
 
 def cloudtrail_date(epoch: float) -> str:
-    """CloudTrail's rendering of a timestamp member: ``Aug 10, 2022, 10:38:27 PM`` (UTC)."""
-    t = time.gmtime(epoch)
+    """CloudTrail's rendering of a timestamp member: ``Aug 10, 2022, 10:38:27 PM`` (UTC). A value
+    no calendar holds (a caller's ``1e20``) is written as the number it is."""
+    try:
+        t = time.gmtime(epoch)
+    except (OverflowError, OSError, ValueError):
+        return repr(epoch)
     hour = t.tm_hour % 12 or 12
     half = "AM" if t.tm_hour < 12 else "PM"
     return (

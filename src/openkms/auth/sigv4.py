@@ -536,7 +536,7 @@ class SigV4Verifier:
                 content_sha256 = _unquote(query_auth["X-Amz-Content-Sha256"])
         else:
             tokens = authorization.replace(",", " ").split()
-            algorithm = tokens[0]
+            algorithm = tokens[0] if tokens else ""  # "Authorization: ," has no algorithm
             params: dict[str, str] = {}
             for token_text in tokens[1:]:
                 key, equals, value = token_text.partition("=")

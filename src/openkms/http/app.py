@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from openkms.audit import AuditSink, AuditWriteError, build_record, is_read_only
-from openkms.audit.events import EVENT_SOURCE, event_id
+from openkms.audit.events import CRYPTOGRAPHIC_OPERATIONS, EVENT_SOURCE, event_id
 from openkms.audit.throttle import FailedAuthGate
 from openkms.auth.sigv4 import SigV4Verifier
 from openkms.config import Settings, settings_from_env
@@ -46,7 +46,7 @@ from openkms.logsetup import bind_request_id, reset_request_id
 from openkms.protocol import codec
 from openkms.protocol.errors import error_body
 from openkms.protocol.model import TARGET_PREFIX
-from openkms.protocol.operations import handler_for
+from openkms.protocol.operations import OPERATIONS, READ_ONLY, handler_for
 from openkms.protocol.validation import validate_input
 from openkms.rootoftrust.shamir import UNSEAL_PATH, handle_unseal
 from openkms.service.accounts import ensure_account
@@ -65,10 +65,15 @@ log = logging.getLogger("openkms.http")
 _JSON_TYPE = b"application/x-amz-json-1.1"
 _TARGET_PREFIX = TARGET_PREFIX + "."
 _SERVICES = frozenset({"kms", "iam", "sts"})
-# Operations that may generate an RSA key (over a second for RSA_4096): they run on a thread of
-# their own, one at a time, so that the event loop keeps serving everyone else (pyca releases
-# the GIL while it generates keys).
-_SLOW_OPERATIONS = frozenset(
+# Requests that run on a thread beside the event loop, one at a time, so that the loop keeps
+# serving everyone else (/healthz, cached cryptographic operations) meanwhile:
+# * operations that may generate an RSA key (over a second for RSA_4096; pyca releases the GIL
+#   while it works);
+# * every other operation that writes (control-plane, IAM, STS): a commit waits for fsync,
+#   hundreds of milliseconds on a busy disk. These run at AWS's control-plane rates (5-50/s),
+#   so the hand-over costs nothing that matters. Reads and cryptographic operations (whose
+#   usage and audit records are written by background threads) stay on the loop.
+_KEYGEN_OPERATIONS = frozenset(
     {
         "CreateKey",
         "GenerateDataKeyPair",
@@ -77,6 +82,7 @@ _SLOW_OPERATIONS = frozenset(
         "ReplicateKey",
     }
 )
+_OFF_LOOP = _KEYGEN_OPERATIONS | (frozenset(OPERATIONS) - READ_ONLY - CRYPTOGRAPHIC_OPERATIONS)
 # Header names as received -> their lower-cased text (the same dozen names on every request).
 _HEADER_NAMES: dict[bytes, str] = {}
 
@@ -107,7 +113,7 @@ class OpenKMSApp:
             regions=self.settings.region_set(),
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-slow")
+        self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-off-loop")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
         self.failed_auth = FailedAuthGate(
             rate=self.settings.audit_failed_auth_rate,
@@ -285,7 +291,7 @@ class OpenKMSApp:
             unseal_status, doc = handle_unseal(self.wired.root, body)
             await self._send(send, unseal_status, orjson.dumps(doc), request_id, None)
             return
-        if _target_operation(scope) in _SLOW_OPERATIONS:
+        if _off_loop(scope):
             context = contextvars.copy_context()  # the request id the logs carry
             (
                 status,
@@ -362,6 +368,12 @@ class OpenKMSApp:
         try:
             self._audit(scope, request_id, ctx, params, result, error)
         except AuditWriteError:
+            self._audit_failed(request_id)
+            error = KMSInternalException("The request could not be audited; retry.")
+            result = None
+        except Exception:
+            # A record that cannot even be built: never answered unaudited (fail closed).
+            log.exception("audit record could not be built (request %s)", request_id)
             self._audit_failed(request_id)
             error = KMSInternalException("The request could not be audited; retry.")
             result = None
@@ -722,6 +734,15 @@ def _scope_service(scope: Scope) -> str:
     _, _, rest = query.partition(b"X-Amz-Credential=")
     parts = rest.split(b"&", 1)[0].replace(b"%2F", b"/").split(b"/")
     return parts[3].decode("latin-1") if len(parts) >= 5 else ""
+
+
+def _off_loop(scope: Scope) -> bool:
+    """Whether the request is dispatched on the thread beside the event loop (``_OFF_LOOP``:
+    key generation and writes; IAM and STS, named by the credential scope, all)."""
+    operation = _target_operation(scope)
+    if operation:
+        return operation in _OFF_LOOP
+    return _scope_service(scope) in ("iam", "sts")
 
 
 def _credential_key_id(scope: Scope) -> str:

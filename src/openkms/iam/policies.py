@@ -256,7 +256,9 @@ def _simulation_result(
     for text in inputs:
         validate_policy(text, IDENTITY)
     context = {
-        e["ContextKeyName"]: e.get("ContextKeyValues", []) for e in params.get("ContextEntries", [])
+        e["ContextKeyName"]: e.get("ContextKeyValues", [])
+        for e in params.get("ContextEntries", [])
+        if e.get("ContextKeyName")  # the model does not require it; an entry without is void
     }
     results = simulate(
         sources + input_sources(inputs),
