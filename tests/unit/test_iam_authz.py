@@ -324,3 +324,24 @@ def test_a_role_is_simulated_as_its_sessions_are_seen(h: Harness) -> None:
     )
     assert [r["EvalDecision"] for r in answer["EvaluationResults"]] == ["allowed", "allowed"]
     assert answer["EvaluationResults"][0]["MatchedStatements"][0]["SourcePolicyType"] == "role"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"ResourcePolicy": policy(allow("kms:*"))},
+        {"PermissionsBoundaryPolicyInputList": [policy(allow("kms:*"))]},
+        {"ResourceOwner": f"arn:aws:iam::{ACCOUNT}:root"},
+    ],
+)
+def test_what_the_simulator_does_not_simulate_is_refused_not_ignored(
+    h: Harness, extra: dict[str, object]
+) -> None:
+    with pytest.raises(ClientError) as caught:
+        h.iam(
+            "SimulateCustomPolicy",
+            PolicyInputList=[policy(allow("kms:Decrypt"))],
+            ActionNames=["kms:Decrypt"],
+            **extra,
+        )
+    assert error_code(caught.value) == "InvalidInput"

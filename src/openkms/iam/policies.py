@@ -249,9 +249,17 @@ def set_default_policy_version(deps: IamDeps, ctx: RequestContext, params: Param
 
 
 # --- simulation ------------------------------------------------------------------------------
+# What IAM's simulator takes that openkms's does not simulate (README, IAM users ...).
+_UNSIMULATED = ("ResourcePolicy", "PermissionsBoundaryPolicyInputList", "ResourceOwner")
+
+
 def _simulation_result(
     params: Params, sources: list[SourcePolicy], principal: SimulatedPrincipal
 ) -> dict[str, Any]:
+    for unsupported in _UNSIMULATED:
+        if params.get(unsupported):
+            # Refused rather than ignored: a simulation that left it out would answer wrongly.
+            raise InvalidInput(f"{unsupported} is not supported by openkms's policy simulator.")
     inputs = [decode_document(t) for t in params.get("PolicyInputList", [])]
     for text in inputs:
         validate_policy(text, IDENTITY)
