@@ -102,12 +102,18 @@ def ensure_wrk() -> str:
     )
 
 
-# What each tool needs in the bench venv: (file that shows it is there, pip arguments).
+# What each tool needs in the bench venv: (file that shows it is there, pip arguments). Every
+# version comes from a lock (requirements/bench.txt, requirements/runtime.txt), hashes checked,
+# so a fresh install compares with the same moto as the recorded runs.
+_BENCH_LOCK = ["--require-hashes", "--no-deps", "-r", str(REPO / "requirements" / "bench.txt")]
 BENCH_TOOLS: dict[str, tuple[str, list[str]]] = {
-    "moto": ("bin/moto_server", ["moto[server]"]),
-    "granian": ("bin/granian", ["granian"]),
-    "openkms": ("bin/openkms", ["-e", str(REPO)]),
-    "py-spy": ("bin/py-spy", ["py-spy"]),
+    "moto": ("bin/moto_server", _BENCH_LOCK),
+    "granian": ("bin/granian", _BENCH_LOCK),
+    "openkms": (
+        "bin/openkms",
+        ["--require-hashes", "--no-deps", "-r", str(REPO / "requirements" / "runtime.txt")],
+    ),
+    "py-spy": ("bin/py-spy", _BENCH_LOCK),
 }
 
 
@@ -117,7 +123,6 @@ def ensure_bench_venv(*tools: str) -> Path:
     if not python.exists():
         log(f"creating {BENCH_VENV.relative_to(REPO)} …")
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
     missing = [t for t in tools if not (BENCH_VENV / BENCH_TOOLS[t][0]).exists()]
     # The editable openkms follows the repository, but its dependencies only follow
     # pyproject.toml when pip runs again: reinstall whenever pyproject.toml changes.
@@ -126,10 +131,16 @@ def ensure_bench_venv(*tools: str) -> Path:
     stale = "openkms" in tools and (not stamp.exists() or stamp.read_text() != pyproject)
     if stale and "openkms" not in missing:
         missing.append("openkms")
-    if missing:
-        args = [a for t in missing for a in BENCH_TOOLS[t][1]]
+    for args in {tuple(BENCH_TOOLS[t][1]) for t in missing}:
         log(f"installing {' '.join(args)} into {BENCH_VENV.relative_to(REPO)} …")
         subprocess.run([str(python), "-m", "pip", "install", "-q", *args], check=True)
+    if "openkms" in missing:
+        # openkms itself on the locked runtime dependencies installed above (not
+        # OPENKMS_PURE_PYTHON=1: an editable install with it would delete the tree's compiled
+        # build, which the product's .venv uses; setup.py leaves the tree alone otherwise).
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)], check=True
+        )
     if "openkms" in missing:
         stamp.write_text(pyproject)
     return BENCH_VENV

@@ -40,7 +40,7 @@ def applies(marker: str | None) -> bool:
     return marker is None or Marker(marker).evaluate()
 
 
-LOCKS = ["dev.txt", "runtime.txt", "build.txt", "bootstrap.txt", "esdk.txt"]
+LOCKS = ["dev.txt", "runtime.txt", "build.txt", "bootstrap.txt", "esdk.txt", "bench.txt"]
 
 
 @pytest.mark.parametrize("lock", LOCKS)
