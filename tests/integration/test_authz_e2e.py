@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import boto3
 import pytest
@@ -17,6 +15,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import Server
+from tests.security.support import code as _code
+from tests.security.support import eventually as _eventually
+from tests.security.support import policy as _policy
 
 # A changed policy takes effect within the cache TTL (1 s); poll a little longer than that.
 SETTLE_SECONDS = 3.0
@@ -36,28 +37,6 @@ def _client(server: Server, service: str, creds: dict[str, str]) -> BaseClient:
 
 def _root(server: Server) -> dict[str, str]:
     return {"AccessKeyId": server.access_key_id, "SecretAccessKey": server.secret_access_key}
-
-
-def _code(call: Callable[[], Any]) -> str:
-    try:
-        call()
-    except ClientError as exc:
-        return str(exc.response["Error"]["Code"])
-    return "OK"
-
-
-def _eventually(expected: str, call: Callable[[], Any]) -> None:
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        got = _code(call)
-        if got == expected or time.monotonic() > deadline:
-            assert got == expected
-            return
-        time.sleep(0.1)
-
-
-def _policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
 @pytest.fixture(scope="module")

@@ -345,3 +345,30 @@ def test_what_the_simulator_does_not_simulate_is_refused_not_ignored(
             **extra,
         )
     assert error_code(caught.value) == "InvalidInput"
+
+
+def test_the_simulator_skips_a_stored_policy_that_no_longer_parses(h: Harness) -> None:
+    """As authorization does: it grants nothing, and the simulation still answers."""
+    h.user_with_key("broken-sim", allow("iam:ListUsers"))
+    h.iam(
+        "PutUserPolicy",
+        UserName="broken-sim",
+        PolicyName="q",
+        PolicyDocument=policy(allow("kms:Encrypt")),
+    )
+    h.storage.put_document(
+        "iam-inline",
+        ACCOUNT,
+        "user/broken-sim/p",
+        json.dumps({"name": "p", "document": "{oops"}),
+        0.0,
+    )
+    answer = h.iam(
+        "SimulatePrincipalPolicy",
+        PolicySourceArn=arn("user", "broken-sim"),
+        ActionNames=["iam:ListUsers", "kms:Encrypt"],
+    )
+    assert decisions(answer) == [
+        ("iam:ListUsers", "*", "implicitDeny"),
+        ("kms:Encrypt", "*", "allowed"),
+    ]

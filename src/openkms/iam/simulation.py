@@ -77,10 +77,15 @@ def simulate(
     """One EvaluationResult per (action, resource), in request order."""
     keys = dict(principal.keys)
     keys.update({k.lower(): tuple(v) for k, v in context.items()})
-    parsed = [
-        (source, _document.parse_policy_cached(source.text, "identity"), _spans(source.text))
-        for source in sources
-    ]
+    parsed = []
+    for source in sources:
+        try:
+            document = _document.parse_policy_cached(source.text, "identity")
+        except _document.PolicyError:
+            # Stored policies were validated when written (PolicyInputList just now); one that
+            # no longer parses grants nothing, as in authorization (iam/authz.py).
+            continue
+        parsed.append((source, document, _spans(source.text)))
     results = []
     for action in actions:
         for resource in resources:

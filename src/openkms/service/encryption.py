@@ -132,13 +132,17 @@ def _open_source(
     return opened.plaintext, opened.material_id
 
 
-def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    refuse_recipient(req)
+def _require_ciphertext(req: dict[str, Any]) -> None:
     if "CiphertextBlob" not in req:
         raise ValidationException(
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
             "constraint: Member must not be null"
         )
+
+
+def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    refuse_recipient(req)
+    _require_ciphertext(req)
     context = req.get("EncryptionContext")
     source = _check_source(
         rt,
@@ -165,11 +169,7 @@ def decrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
 
 
 def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    if "CiphertextBlob" not in req:
-        raise ValidationException(
-            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
-            "constraint: Member must not be null"
-        )
+    _require_ciphertext(req)
     # The source side first, as AWS: a ciphertext that SourceKeyId cannot decrypt is
     # IncorrectKeyException whatever the destination key is.
     source_context = req.get("SourceEncryptionContext")
