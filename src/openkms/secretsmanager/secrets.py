@@ -205,7 +205,7 @@ def delete_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
         else:
             when = ctx.now + days * DAY
             storage.update_secret(dataclasses.replace(secret, deleted_at=when))
-    return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": when}
+    return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": round(when, 3)}
 
 
 def restore_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:
