@@ -11,8 +11,9 @@ call leaves its own KMS audit record (eventSource kms.amazonaws.com) whose userI
 shows it. Neither the data key nor the value ever enters a record.
 
 KMS's answers are translated into Secrets Manager's: a refusal becomes AccessDeniedException
-"Access to KMS is not allowed"; a key that is missing, disabled or pending deletion an
-EncryptionFailure or DecryptionFailure.
+"Access to KMS is not allowed"; a KmsKeyId that names no key InvalidParameterException ("The
+operation failed because of an invalid KMS key: ..."); a key that is disabled or pending
+deletion (or gone, when reading) an EncryptionFailure or DecryptionFailure.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ from typing import Any
 from openkms.audit import is_read_only
 from openkms.audit.events import build_record, event_id
 from openkms.context import RequestContext
-from openkms.errors import AccessDeniedException, OpenKMSError
+from openkms.errors import AccessDeniedException, NotFoundException, OpenKMSError
 from openkms.protocol.operations import handler_for
 from openkms.secretsmanager.deps import SecretsDeps
-from openkms.secretsmanager.errors import DecryptionFailure, EncryptionFailure
+from openkms.secretsmanager.errors import (
+    DecryptionFailure,
+    EncryptionFailure,
+    InvalidParameterException,
+)
 
 log = logging.getLogger("openkms.secretsmanager")
 
@@ -112,6 +117,11 @@ def _call(
         error = exc
         if exc.server_fault:
             raise
+        if failure == "encrypt" and isinstance(exc, NotFoundException):
+            # A KmsKeyId that names no key: AWS's wording around KMS's own message.
+            raise InvalidParameterException(
+                f"The operation failed because of an invalid KMS key: {exc.message}"
+            ) from exc
         if failure == "encrypt":
             raise EncryptionFailure(ENCRYPT_FAILED) from exc
         raise DecryptionFailure(DECRYPT_FAILED) from exc
