@@ -40,6 +40,7 @@ from openkms.http.wiring import (
 )
 from openkms.logsetup import configure_logging, uvicorn_log_config
 from openkms.rootoftrust.file import RootKeyFileError
+from openkms.secretsmanager.rotation.runner import register as register_rotation_runner
 from openkms.service.accounts import IssuedAccessKey, create_account
 from openkms.service.scheduler import run_once
 from openkms.storage.base import StorageError
@@ -415,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_config(sub)
     register_rootkey(sub)
     register_envelope(sub)
+    register_rotation_runner(sub)
 
     scheduler = sub.add_parser("scheduler", help="run scheduled jobs (deletions, rotations)")
     ssub = scheduler.add_subparsers(dest="scheduler_command", required=True)

@@ -1,0 +1,1 @@
+"""The AWS Secrets Manager API, served beside the KMS API."""
