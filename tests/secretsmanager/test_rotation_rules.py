@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from openkms.secretsmanager.rotation.schedule import ScheduleError, parse_rules
+from openkms.secretsmanager.rotation.rules import ScheduleError, parse_rules
 
 
 def at(text: str) -> datetime:
