@@ -1,0 +1,72 @@
+"""What rotation needs from the server's configuration, built once per process: the rotation
+functions (``rotation_functions``), the threads rotations run on, and this server's own address
+(for a command's ``SECRETS_MANAGER_ENDPOINT``).
+
+The request path and the scheduler both reach it through ``rotation_setup(settings)``: one
+object per distinct configuration in a process (a worker serves one), so that every rotation of
+the process shares one executor, and so at most one rotation of a secret runs in it at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from openkms.config import RotationFunction, Settings, read_rotation_functions
+from openkms.secretsmanager.rotation.job import RotationExecutor
+
+CANNOT_INVOKE = (
+    "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
+    "policy grants access to the principal secretsmanager.amazonaws.com."
+)
+
+
+@dataclass(frozen=True)
+class RotationSetup:
+    functions: Mapping[str, RotationFunction]
+    executor: RotationExecutor
+    endpoint: str | None
+
+    def function_for(self, arn: str, account_id: str) -> RotationFunction | None:
+        """The function an ARN names, when it is configured and of the secret's account."""
+        function = self.functions.get(arn)
+        parts = arn.split(":")
+        if function is None or len(parts) < 7 or parts[4] != account_id:
+            return None
+        return function
+
+
+def server_endpoint(settings: Settings) -> str | None:
+    """This server's URL as a local process reaches it (None when the port is not fixed)."""
+    if not settings.port:
+        return None
+    host = settings.host
+    if host in ("0.0.0.0", ""):  # noqa: S104 - reading the setting, not binding
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if settings.tls_enabled else "http"
+    return f"{scheme}://{host}:{settings.port}"
+
+
+_lock = threading.Lock()
+_setups: dict[tuple[str | None, str | None], RotationSetup] = {}
+
+
+def rotation_setup(settings: Settings) -> RotationSetup:
+    """The process's RotationSetup for these settings."""
+    key = (settings.rotation_functions, server_endpoint(settings))
+    with _lock:
+        setup = _setups.get(key)
+        if setup is None:
+            functions = (
+                read_rotation_functions(settings.rotation_functions)
+                if settings.rotation_functions
+                else {}
+            )
+            setup = RotationSetup(functions, RotationExecutor(), key[1])
+            _setups[key] = setup
+        return setup
