@@ -27,3 +27,30 @@ def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("Step") == os.environ.get("FAIL_STEP"):
         raise ValueError(f"told to fail at {event['Step']}")
     return {"ok": True}
+
+
+def generic(event: dict[str, Any], context: Any) -> None:
+    """The smallest rotation function of the Lambda contract: a new random value, no service to
+    update (``FAIL_STEP`` fails one step)."""
+    import boto3
+
+    arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    client = boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
+    stages = client.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    if "AWSCURRENT" in stages.get(token, []):
+        return
+    if "AWSPENDING" not in stages.get(token, []):
+        raise ValueError("the version is not AWSPENDING")
+    if step == os.environ.get("FAIL_STEP"):
+        raise ValueError(f"told to fail at {step}")
+    if step == "createSecret":
+        try:
+            client.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        except client.exceptions.ResourceNotFoundException:
+            value = client.get_random_password(ExcludePunctuation=True)["RandomPassword"]
+            client.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=value,
+                                    VersionStages=["AWSPENDING"])
+    elif step == "finishSecret":
+        current = next(v for v, labels in stages.items() if "AWSCURRENT" in labels)
+        client.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT",
+                                           MoveToVersionId=token, RemoveFromVersionId=current)

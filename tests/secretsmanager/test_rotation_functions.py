@@ -137,7 +137,7 @@ def test_https_handler_failure_is_a_failed_step(
 ) -> None:
     url, _ = https_runner
     event = RotationEvent("testSecret", EVENT.secret_id, EVENT.client_request_token, "t")
-    with pytest.raises(InvocationError, match="step testSecret.*HTTP 500: ValueError") as info:
+    with pytest.raises(InvocationError, match=r"step testSecret.*HTTP 500: ValueError") as info:
         invoke(https_function(url, certs), event, region="us-east-1", endpoint=None)
     # What the handler said stays out of the error (and so out of logs and DescribeSecret).
     assert "password" not in str(info.value)

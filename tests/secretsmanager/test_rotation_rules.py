@@ -111,5 +111,6 @@ def test_refused_as_aws_refuses(
 
 def test_a_schedule_keeps_what_was_given() -> None:
     rules = parse_rules(None, "cron(0 4/12 * * ? *)", "2h")
-    assert (rules.expression, rules.duration, rules.after_days) == ("cron(0 4/12 * * ? *)", "2h", None)
+    given = (rules.expression, rules.duration, rules.after_days)
+    assert given == ("cron(0 4/12 * * ? *)", "2h", None)
     assert rules.in_hours and rules.interval_hours == 12

@@ -70,7 +70,9 @@ def stored_schedule(secret: SecretRecord) -> RotationSchedule | None:
         return None
     try:
         return parse_rules(
-            rules.get("AutomaticallyAfterDays"), rules.get("ScheduleExpression"), rules.get("Duration")
+            rules.get("AutomaticallyAfterDays"),
+            rules.get("ScheduleExpression"),
+            rules.get("Duration"),
         )
     except ScheduleError:  # stored by a check that was since tightened: no automatic rotation
         return None

@@ -70,3 +70,11 @@ def rotation_setup(settings: Settings) -> RotationSetup:
             setup = RotationSetup(functions, RotationExecutor(), key[1])
             _setups[key] = setup
         return setup
+
+
+def wait_for_rotations(settings: Settings, timeout: float) -> bool:
+    """Waits until the rotations this process started have ended (``openkms scheduler
+    run-once`` does before it closes the storage they write to)."""
+    with _lock:
+        setups = list(_setups.values())
+    return all(setup.executor.wait_idle(timeout) for setup in setups)

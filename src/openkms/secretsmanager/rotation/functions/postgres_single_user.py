@@ -8,7 +8,8 @@ The secret's value is the JSON AWS's database secrets use::
 (``port`` defaults to 5432, ``dbname`` to ``postgres``; ``ssl`` true requires TLS, false refuses
 it, absent tries TLS first.) Host it with::
 
-    openkms rotation-runner --stdin openkms.secretsmanager.rotation.functions.postgres_single_user:lambda_handler
+    openkms rotation-runner --stdin \
+        openkms.secretsmanager.rotation.functions.postgres_single_user:lambda_handler
 
 The four steps, each safe to run again after a failure (Secrets Manager retries):
 
@@ -33,7 +34,7 @@ import logging
 import os
 from typing import Any
 
-import boto3
+import boto3  # type: ignore[import-untyped]
 import psycopg
 from psycopg import sql
 
