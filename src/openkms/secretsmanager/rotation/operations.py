@@ -108,6 +108,10 @@ def _checked_secret(
 
 def rotate_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:
     secret = _checked_secret(deps, ctx, req, "secretsmanager:RotateSecret")
+    if req.get("ExternalSecretRotationMetadata") or req.get("ExternalSecretRotationRoleArn"):
+        raise InvalidRequestException(
+            "Managed external secret rotation is not supported by this server."
+        )
     setup = rotation_setup(deps.runtime.settings)
     function_arn = req.get("RotationLambdaARN") or secret.rotation_lambda_arn
     if not function_arn:
