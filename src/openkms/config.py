@@ -466,6 +466,22 @@ class RotationFunction:
     auth_token: str | None = field(default=None, repr=False)  # sent as "Authorization: Bearer"
 
 
+def local_endpoint(settings: Settings) -> str | None:
+    """This server's URL as a process on the same machine reaches it (a rotation command's
+    SECRETS_MANAGER_ENDPOINT); None when the port is chosen at start (``port = 0``)."""
+    if not settings.port:
+        return None
+    host = settings.host
+    if host in ("0.0.0.0", ""):  # noqa: S104 - reading the setting, not binding
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if settings.tls_enabled else "http"
+    return f"{scheme}://{host}:{settings.port}"
+
+
 def _rotation_function(arn: str, entry: dict[str, Any], base: Path) -> RotationFunction:
     where = f"rotation_functions: {arn}"
     known = {"url", "command", "env", "timeout_seconds", "ca_file", "auth_token_file"}

@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from openkms.config import RotationFunction, Settings
+from openkms.config import RotationFunction, Settings, local_endpoint
 from openkms.secretsmanager.rotation.invoker import InvocationError, RotationEvent
 from openkms.secretsmanager.rotation.job import RotationExecutor, RotationJob, run_steps
-from openkms.secretsmanager.rotation.setup import RotationSetup, server_endpoint
+from openkms.secretsmanager.rotation.setup import RotationSetup
 
 ARN = "arn:aws:lambda:us-east-1:111122223333:function:f"
 JOB = RotationJob(RotationFunction(ARN, command=("x",)), "arn:secret", "tok", "rt", "us-east-1",
@@ -79,9 +79,9 @@ def test_a_job_that_raises_does_not_block_the_secret() -> None:
 
 
 def test_server_endpoint_and_function_accounts() -> None:
-    assert server_endpoint(Settings(port=4566)) == "http://127.0.0.1:4566"
-    assert server_endpoint(Settings(host="::", port=8443)) == "http://[::1]:8443"
-    assert server_endpoint(Settings(port=0)) is None
+    assert local_endpoint(Settings(port=4566)) == "http://127.0.0.1:4566"
+    assert local_endpoint(Settings(host="::", port=8443)) == "http://[::1]:8443"
+    assert local_endpoint(Settings(port=0)) is None
     setup = RotationSetup({ARN: RotationFunction(ARN, command=("x",))}, RotationExecutor(1), None)
     try:
         assert setup.function_for(ARN, "111122223333") is not None

@@ -287,7 +287,7 @@ def cmd_scheduler_run_once(args: argparse.Namespace) -> int:
     try:
         report = run_once(wired.runtime, now)
         # Rotations it started run on threads that write to the storage: let them end first.
-        wait_for_rotations(settings, ROTATION_WAIT_SECONDS)
+        wait_for_rotations(ROTATION_WAIT_SECONDS)
     finally:
         wired.storage.close()
     print(

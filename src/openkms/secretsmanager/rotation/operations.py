@@ -37,7 +37,7 @@ from openkms.secretsmanager.rotation.rules import (
     from_timestamp,
     parse_rules,
 )
-from openkms.secretsmanager.rotation.setup import CANNOT_INVOKE, RotationSetup, rotation_setup
+from openkms.secretsmanager.rotation.setup import CANNOT_INVOKE, RotationSetup, setup_for
 from openkms.storage.secrets import SecretRecord
 
 log = logging.getLogger("openkms.secretsmanager.rotation")
@@ -112,7 +112,7 @@ def rotate_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
         raise InvalidRequestException(
             "Managed external secret rotation is not supported by this server."
         )
-    setup = rotation_setup(deps.runtime.settings)
+    setup = setup_for(deps)
     function_arn = req.get("RotationLambdaARN") or secret.rotation_lambda_arn
     if not function_arn:
         raise InvalidRequestException(NO_FUNCTION)

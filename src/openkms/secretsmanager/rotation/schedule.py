@@ -17,12 +17,12 @@ import uuid
 
 from openkms.secretsmanager.deps import SecretsDeps
 from openkms.secretsmanager.rotation.operations import AWSPENDING, in_progress, start_rotation
-from openkms.secretsmanager.rotation.setup import rotation_setup
+from openkms.secretsmanager.rotation.setup import setup_for
 
 
 def run_due_rotations(deps: SecretsDeps, now: float) -> list[str]:
     """ARNs of the secrets whose scheduled rotation was started."""
-    setup = rotation_setup(deps.runtime.settings)
+    setup = setup_for(deps)
     storage = deps.storage
     started: list[str] = []
     for arn in storage.secrets_due_for_rotation(now):

@@ -2,9 +2,10 @@
 functions (``rotation_functions``), the threads rotations run on, and this server's own address
 (for a command's ``SECRETS_MANAGER_ENDPOINT``).
 
-The request path and the scheduler both reach it through ``rotation_setup(settings)``: one
-object per distinct configuration in a process (a worker serves one), so that every rotation of
-the process shares one executor, and so at most one rotation of a secret runs in it at a time.
+The request path and the scheduler both reach it through ``setup_for(deps)`` (from the
+runtime's settings): one object per distinct configuration in a process (a worker serves one),
+so that every rotation of the process shares one executor, and at most one rotation of a secret
+runs in it at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from openkms.config import RotationFunction, Settings, read_rotation_functions
+from openkms.config import RotationFunction, read_rotation_functions
+from openkms.secretsmanager.deps import SecretsDeps
 from openkms.secretsmanager.rotation.job import RotationExecutor
 
 CANNOT_INVOKE = (
@@ -37,42 +39,28 @@ class RotationSetup:
         return function
 
 
-def server_endpoint(settings: Settings) -> str | None:
-    """This server's URL as a local process reaches it (None when the port is not fixed)."""
-    if not settings.port:
-        return None
-    host = settings.host
-    if host in ("0.0.0.0", ""):  # noqa: S104 - reading the setting, not binding
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    scheme = "https" if settings.tls_enabled else "http"
-    return f"{scheme}://{host}:{settings.port}"
-
-
 _lock = threading.Lock()
 _setups: dict[tuple[str | None, str | None], RotationSetup] = {}
 
 
-def rotation_setup(settings: Settings) -> RotationSetup:
-    """The process's RotationSetup for these settings."""
-    key = (settings.rotation_functions, server_endpoint(settings))
+def rotation_setup(functions_file: str | None, endpoint: str | None) -> RotationSetup:
+    """The process's RotationSetup for this configuration (the file is read once)."""
+    key = (functions_file, endpoint)
     with _lock:
         setup = _setups.get(key)
         if setup is None:
-            functions = (
-                read_rotation_functions(settings.rotation_functions)
-                if settings.rotation_functions
-                else {}
-            )
-            setup = RotationSetup(functions, RotationExecutor(), key[1])
+            functions = read_rotation_functions(functions_file) if functions_file else {}
+            setup = RotationSetup(functions, RotationExecutor(), endpoint)
             _setups[key] = setup
         return setup
 
 
-def wait_for_rotations(settings: Settings, timeout: float) -> bool:
+def setup_for(deps: SecretsDeps) -> RotationSetup:
+    settings = deps.runtime.settings
+    return rotation_setup(settings.rotation_functions, settings.local_endpoint)
+
+
+def wait_for_rotations(timeout: float) -> bool:
     """Waits until the rotations this process started have ended (``openkms scheduler
     run-once`` does before it closes the storage they write to)."""
     with _lock:
