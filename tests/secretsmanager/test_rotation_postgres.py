@@ -111,6 +111,7 @@ def rotation_server(
     arns = _write_functions(base, account, tls.ca_cert, https_port)
     proc = ServerProcess(data_dir, extra_args=("--config", str(base / "openkms.toml")))
     proc.start()
+    runner_log = (base / "runner.log").open("wb")
     runner = subprocess.Popen(
         [sys.executable, "-m", "openkms.secretsmanager.rotation.runner",
          "--listen", f"127.0.0.1:{https_port}", "--tls-cert", str(tls.server_cert),
@@ -121,7 +122,7 @@ def rotation_server(
             "AWS_SECRET_ACCESS_KEY": account["SecretAccessKey"],
         }),
         stdout=subprocess.DEVNULL,
-        stderr=(base / "runner.log").open("wb"),
+        stderr=runner_log,
     )
     try:
         deadline = time.monotonic() + 30
@@ -137,6 +138,7 @@ def rotation_server(
     finally:
         runner.kill()
         runner.wait()
+        runner_log.close()
         proc.stop()
 
 
