@@ -85,8 +85,8 @@ def test_naming_another_accounts_function_is_refused(rotation: tuple[Server, Pat
     server, record, _ = rotation
     sm = client(server, "secretsmanager")
     arn = sm.create_secret(Name="attack/other-account", SecretString="v1")["ARN"]
-    found, message = error_of(lambda: sm.rotate_secret(
-        SecretId=arn, RotationLambdaARN=f"arn:aws:lambda:us-east-1:{OTHER_ACCOUNT}:function:rotator"))
+    other = f"arn:aws:lambda:us-east-1:{OTHER_ACCOUNT}:function:rotator"
+    found, message = error_of(lambda: sm.rotate_secret(SecretId=arn, RotationLambdaARN=other))
     assert (found, message) == ("AccessDeniedException",
         "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
         "policy grants access to the principal secretsmanager.amazonaws.com.")
@@ -146,4 +146,4 @@ def test_with_both_permissions_the_function_receives_the_event(
         assert time.monotonic() < deadline, "the function was never invoked"
         time.sleep(0.1)
     events = [json.loads(line)["event"] for line in record.read_text().splitlines()]
-    assert [e["Step"] for e in events if e["SecretId"] == arn][0] == "createSecret"
+    assert next(e["Step"] for e in events if e["SecretId"] == arn) == "createSecret"
