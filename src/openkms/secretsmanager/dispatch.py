@@ -16,12 +16,8 @@ from typing import Any
 import orjson
 
 from openkms.context import RequestContext
-from openkms.errors import (
-    KMSInternalException,
-    OpenKMSError,
-    SerializationException,
-    UnknownOperationException,
-)
+from openkms.errors import KMSInternalException, OpenKMSError, UnknownOperationException
+from openkms.protocol import codec
 from openkms.protocol.validation import ModelValidator
 from openkms.secretsmanager import operations, replication, resource_policies
 from openkms.secretsmanager.deps import Handler, Params, SecretsDeps
@@ -123,15 +119,6 @@ class Outcome:
     result: dict[str, Any] | None = None
 
 
-def _decode(body: bytes) -> object:
-    if not body:
-        return {}
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise SerializationException("Start of structure or map found where not expected.") from exc
-
-
 def handle(deps: SecretsDeps, ctx: RequestContext, target: str, body: bytes) -> Outcome:
     """One Secrets Manager request (already authenticated: ``ctx``)."""
     outcome = Outcome()
@@ -141,11 +128,11 @@ def handle(deps: SecretsDeps, ctx: RequestContext, target: str, body: bytes) -> 
             raise UnknownOperationException("")
         handler = handler_for(operation)
         ctx.operation = operation
-        params = _validator.validate(operation, _decode(body))
+        params = _validator.validate(operation, codec.decode_body(body))
         outcome.params = params
         result = handler(deps, ctx, params)
         outcome.result = result
-        outcome.payload = orjson.dumps(result)
+        outcome.payload = codec.encode(result)
         return outcome
     except OpenKMSError as exc:
         outcome.error = as_secrets_error(exc)

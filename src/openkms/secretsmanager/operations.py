@@ -4,33 +4,22 @@ their own tables (``rotation.operations``, ``resource_policies``, ``replication`
 
 from __future__ import annotations
 
-from openkms.context import RequestContext
-from openkms.secretsmanager.deps import Handler, Params, Result, SecretsDeps
-from openkms.secretsmanager.errors import NotImplementedHere
+from openkms.secretsmanager import listing, passwords, reading, secrets, tags, versions
+from openkms.secretsmanager.deps import Handler
 
-CORE = (
-    "BatchGetSecretValue",
-    "CreateSecret",
-    "DeleteSecret",
-    "DescribeSecret",
-    "GetRandomPassword",
-    "GetSecretValue",
-    "ListSecretVersionIds",
-    "ListSecrets",
-    "PutSecretValue",
-    "RestoreSecret",
-    "TagResource",
-    "UntagResource",
-    "UpdateSecret",
-    "UpdateSecretVersionStage",
-)
-
-
-def _pending(name: str) -> Handler:
-    def handler(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:
-        raise NotImplementedHere(f"{name} is not supported by this server yet.")
-
-    return handler
-
-
-OPERATIONS: dict[str, Handler] = {name: _pending(name) for name in CORE}
+OPERATIONS: dict[str, Handler] = {
+    "BatchGetSecretValue": reading.batch_get_secret_value,
+    "CreateSecret": secrets.create_secret,
+    "DeleteSecret": secrets.delete_secret,
+    "DescribeSecret": secrets.describe_secret,
+    "GetRandomPassword": passwords.get_random_password,
+    "GetSecretValue": reading.get_secret_value,
+    "ListSecretVersionIds": versions.list_secret_version_ids,
+    "ListSecrets": listing.list_secrets,
+    "PutSecretValue": versions.put_secret_value,
+    "RestoreSecret": secrets.restore_secret,
+    "TagResource": tags.tag_resource,
+    "UntagResource": tags.untag_resource,
+    "UpdateSecret": secrets.update_secret,
+    "UpdateSecretVersionStage": versions.update_secret_version_stage,
+}
