@@ -29,8 +29,8 @@ from openkms.secretsmanager.errors import (
     InvalidParameterException,
     InvalidRequestException,
 )
+from openkms.secretsmanager.lookup import MARKED_FOR_DELETION, resolve
 from openkms.secretsmanager.rotation.job import RotationJob, RotationOutcome, run_steps
-from openkms.secretsmanager.rotation.lookup import find_secret
 from openkms.secretsmanager.rotation.rules import (
     RotationSchedule,
     ScheduleError,
@@ -46,9 +46,6 @@ AWSCURRENT = "AWSCURRENT"
 AWSPENDING = "AWSPENDING"
 IN_PROGRESS = "A previous rotation isn't complete. That rotation will be reattempted."
 NO_FUNCTION = "No Lambda rotation function ARN is associated with this secret."
-MARKED_FOR_DELETION = (
-    "You can't perform this operation on the secret because it was marked for deletion."
-)
 
 
 # --- rules as stored ---------------------------------------------------------------------------
@@ -94,20 +91,8 @@ def in_progress(secret: SecretRecord) -> str | None:
 
 
 # --- the operations ----------------------------------------------------------------------------
-def _checked_secret(
-    deps: SecretsDeps, ctx: RequestContext, req: Params, action: str
-) -> SecretRecord:
-    secret = find_secret(deps, ctx, req["SecretId"])
-    access.authorize(
-        deps, ctx, action, secret.arn, secret.resource_policy, req, secret_tags=secret.tags
-    )
-    if secret.deleted_at is not None:
-        raise InvalidRequestException(MARKED_FOR_DELETION)
-    return secret
-
-
 def rotate_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:
-    secret = _checked_secret(deps, ctx, req, "secretsmanager:RotateSecret")
+    secret = resolve(deps, ctx, req["SecretId"], "secretsmanager:RotateSecret", req)
     if req.get("ExternalSecretRotationMetadata") or req.get("ExternalSecretRotationRoleArn"):
         raise InvalidRequestException(
             "Managed external secret rotation is not supported by this server."
@@ -177,7 +162,7 @@ def rotate_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
 
 
 def cancel_rotate_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:
-    secret = _checked_secret(deps, ctx, req, "secretsmanager:CancelRotateSecret")
+    secret = resolve(deps, ctx, req["SecretId"], "secretsmanager:CancelRotateSecret", req)
     storage = deps.storage
     with storage.transaction():
         current = storage.get_secret(secret.arn, lock=True)
