@@ -76,8 +76,10 @@ def _write_functions(base: Path, account: dict[str, str], ca_file: Path, https_p
     )
     arns = {
         name: ACCOUNT_FUNCTION.format(account=account["AccountId"], name=name)
-        for name in ("pg-cmd", "pg-https", "pg-fail")
+        for name in ("pg-cmd", "pg-https", "pg-fail", "generic")
     }
+    generic = json.dumps([sys.executable, "-m", "openkms.secretsmanager.rotation.runner",
+                          "--stdin", "--path", str(HERE), "rotation_handlers:generic"])
     command = json.dumps(
         [sys.executable, "-m", "openkms.secretsmanager.rotation.runner", "--stdin", PG_HANDLER]
     )
@@ -89,7 +91,9 @@ def _write_functions(base: Path, account: dict[str, str], ca_file: Path, https_p
         f'env = {{ {env}, ROTATION_TEST_QUERY = "SELECT 1 FROM a_table_that_is_not_there" }}\n'
         "timeout_seconds = 60\n\n"
         f'[functions."{arns["pg-https"]}"]\nurl = "https://127.0.0.1:{https_port}/"\n'
-        f'ca_file = "{ca_file}"\ntimeout_seconds = 60\n'
+        f'ca_file = "{ca_file}"\ntimeout_seconds = 60\n\n'
+        f'[functions."{arns["generic"]}"]\ncommand = {generic}\n'
+        f"env = {{ {env} }}\ntimeout_seconds = 60\n"
     )
     (base / "openkms.toml").write_text(f'rotation_functions = "{base / "functions.toml"}"\n')
     return arns
@@ -134,7 +138,10 @@ def rotation_server(
             except OSError:
                 assert time.monotonic() < deadline, "the HTTPS rotation runner did not start"
                 time.sleep(0.05)
-        yield server_from_account(proc.endpoint, data_dir, account), arns
+        # (and, under "config", the configuration file the scheduler command reads)
+        yield server_from_account(proc.endpoint, data_dir, account), {
+            **arns, "config": str(base / "openkms.toml")
+        }
     finally:
         runner.kill()
         runner.wait()
@@ -256,3 +263,44 @@ def test_a_failure_at_test_secret_leaves_awscurrent_as_it_was(
     # The secret's log never holds a password.
     log = server.stderr_log.read_text("utf-8", "replace")
     assert value(sm, arn, "AWSPENDING")["password"] not in log
+
+
+def test_the_scheduler_rotates_when_the_window_opens(
+    sm: BaseClient, rotation_server: tuple[Server, dict[str, str]], tmp_path: Path
+) -> None:
+    """``openkms scheduler run-once --now`` on the server's database: a fixed time instead of
+    waiting hours; the rotation it starts calls back into the running server."""
+    server, arns = rotation_server
+    arn = sm.create_secret(Name="scheduled", SecretString="first")["ARN"]
+    answer = sm.rotate_secret(
+        SecretId=arn, RotationLambdaARN=arns["generic"], RotateImmediately=False,
+        RotationRules={"ScheduleExpression": "rate(4 hours)"},
+    )
+    assert "VersionId" not in answer
+    described = sm.describe_secret(SecretId=arn)
+    assert described["RotationEnabled"] is True
+    assert list(described["VersionIdsToStages"].values()) == [["AWSCURRENT"]]
+    opens = described["NextRotationDate"].timestamp()
+    assert opens > time.time() + 3 * 3600  # on the hour, four hours after now
+
+    def run_once(at: float) -> dict[str, Any]:
+        config = arns["config"]
+        proc = subprocess.run(
+            [sys.executable, "-m", "openkms.cli.main", "scheduler", "run-once",
+             "--data-dir", str(server.data_dir), "--now", str(at)],
+            env=child_env({"OPENKMS_CONFIG": config,
+                           "OPENKMS_PORT": server.endpoint.rsplit(":", 1)[1]}),
+            capture_output=True, text=True, timeout=180, check=True,
+        )
+        report: dict[str, Any] = json.loads(proc.stdout)
+        return report
+
+    assert run_once(opens - 60)["SecretsRotated"] == []  # not yet
+    assert run_once(opens + 60)["SecretsRotated"] == [arn]
+    after = sm.describe_secret(SecretId=arn)
+    current = next(v for v, s in after["VersionIdsToStages"].items() if "AWSCURRENT" in s)
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] != "first"
+    assert sm.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["SecretString"] == "first"
+    assert "AWSPENDING" not in after["VersionIdsToStages"][current]
+    # (its clock is the real one: the next window counts from the moment it finished)
+    assert "LastRotatedDate" in after and after["NextRotationDate"].timestamp() >= opens

@@ -297,6 +297,8 @@ def cmd_scheduler_run_once(args: argparse.Namespace) -> int:
                 "Deleted": report.deleted,
                 "Rotated": report.rotated,
                 "ExpiredMaterial": report.expired,
+                "SecretsDeleted": report.secrets_deleted,
+                "SecretsRotated": report.secrets_rotated,
             },
             option=orjson.OPT_INDENT_2,
         ).decode()
