@@ -21,7 +21,6 @@ from openkms.tlsdev import make_dev_certs
 
 ARN = "arn:aws:lambda:us-east-1:111122223333:function:rotator"
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 EVENT = RotationEvent("createSecret", "arn:aws:secretsmanager:us-east-1:1:secret:s-AbCdEf",
                       "0" * 32 + "-token", rotation_token="rotation-token-secret")
 
@@ -182,7 +181,7 @@ def test_command_receives_the_event_and_a_lambda_environment(
     monkeypatch.setenv("OPENKMS_ROOT_KEY", "must-not-reach-the-function")
     function = RotationFunction(
         ARN, command=runner_command("--function-name", "pg-rotator"),
-        env=(("RECORD_FILE", str(record)), ("PYTHONPATH", str(ROOT / "src"))),
+        env=(("RECORD_FILE", str(record)),),
         timeout_seconds=60,
     )
     invoke(function, EVENT, region="eu-west-1", endpoint="http://127.0.0.1:4566")
@@ -198,7 +197,7 @@ def test_command_receives_the_event_and_a_lambda_environment(
 def test_command_failure_and_timeout(tmp_path: Path) -> None:
     failing = RotationFunction(
         ARN, command=runner_command(),
-        env=(("FAIL_STEP", "createSecret"), ("PYTHONPATH", str(ROOT / "src"))),
+        env=(("FAIL_STEP", "createSecret"),),
         timeout_seconds=60,
     )
     with pytest.raises(InvocationError, match="exited with status 1"):
@@ -217,3 +216,16 @@ def test_the_cli_names_the_runner() -> None:
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout
     assert "--stdin" in out and "--listen" in out
+
+
+def test_handlers_are_named_as_lambda_names_them(tmp_path: Path) -> None:
+    from openkms.secretsmanager.rotation.runner import load_handler
+
+    (tmp_path / "lambda_function_for_test.py").write_text(
+        "def lambda_handler(event, context):\n    return event['Step']\n"
+    )
+    dotted = load_handler("lambda_function_for_test.lambda_handler", [str(tmp_path)])
+    colon = load_handler("lambda_function_for_test:lambda_handler", [str(tmp_path)])
+    assert dotted is colon and dotted({"Step": "x"}, None) == "x"
+    with pytest.raises(SystemExit, match="no callable"):
+        load_handler("lambda_function_for_test:missing")
