@@ -31,7 +31,7 @@ from tests.conftest import (
     server_from_account,
 )
 from tests.integration.pg import PgCluster, PostgresMissing, postgres_missing, require_postgres
-from tests.secretsmanager.conftest import sm_client
+from tests.secretsmanager.conftest import run_sm_cli, sm_client
 
 HERE = Path(__file__).resolve().parent
 ACCOUNT_FUNCTION = "arn:aws:lambda:us-east-1:{account}:function:{name}"
@@ -304,3 +304,33 @@ def test_the_scheduler_rotates_when_the_window_opens(
     assert "AWSPENDING" not in after["VersionIdsToStages"][current]
     # (its clock is the real one: the next window counts from the moment it finished)
     assert "LastRotatedDate" in after and after["NextRotationDate"].timestamp() >= opens
+
+
+def test_rotation_set_up_and_cancelled_with_the_aws_cli(
+    sm: BaseClient, rotation_server: tuple[Server, dict[str, str]]
+) -> None:
+    """The README's commands: rotate-secret with a cron() window, then cancel-rotate-secret."""
+    server, arns = rotation_server
+    arn = sm.create_secret(Name="cli/rotated", SecretString="v1")["ARN"]
+    answer = run_sm_cli(
+        server, "rotate-secret", "--secret-id", "cli/rotated",
+        "--rotation-lambda-arn", arns["generic"], "--no-rotate-immediately",
+        "--rotation-rules", '{"ScheduleExpression": "cron(0 4 ? * SUN *)", "Duration": "2h"}',
+    ).json
+    assert answer == {"ARN": arn, "Name": "cli/rotated"}
+    described = run_sm_cli(server, "describe-secret", "--secret-id", arn).json
+    assert described["RotationEnabled"] is True
+    assert described["RotationRules"] == {
+        "ScheduleExpression": "cron(0 4 ? * SUN *)", "Duration": "2h"
+    }
+    bad = run_sm_cli(
+        server, "rotate-secret", "--secret-id", arn, "--rotation-rules",
+        '{"ScheduleExpression": "cron(0 * * * ? *)"}', check=False,
+    )
+    assert bad.returncode != 0 and "InvalidParameterException" in bad.stderr
+    assert run_sm_cli(server, "cancel-rotate-secret", "--secret-id", arn).json == {
+        "ARN": arn, "Name": "cli/rotated"
+    }
+    described = run_sm_cli(server, "describe-secret", "--secret-id", arn).json
+    assert "RotationEnabled" not in described and "NextRotationDate" not in described
+    assert described["RotationLambdaARN"] == arns["generic"]
