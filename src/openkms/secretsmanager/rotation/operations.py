@@ -148,6 +148,7 @@ def rotate_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
                     rotation_rules=rules_doc(schedule) if schedule is not None else {},
                     next_rotation_at=next_window_start(schedule, base),
                     stages=stages,
+                    last_changed_at=now,
                 )
             )
     if retry is not None:
@@ -172,7 +173,12 @@ def cancel_rotate_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) ->
         # The function ARN and the rules stay (DescribeSecret shows them, RotationEnabled
         # false); a running rotation stops before its next step (``still_wanted``).
         storage.update_secret(
-            dataclasses.replace(current, rotation_enabled=False, next_rotation_at=None)
+            dataclasses.replace(
+                current,
+                rotation_enabled=False,
+                next_rotation_at=None,
+                last_changed_at=deps.clock.now(),
+            )
         )
     result: Result = {"ARN": secret.arn, "Name": secret.name}
     if pending is not None:
