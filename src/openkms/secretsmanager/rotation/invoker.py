@@ -96,6 +96,10 @@ def _post(function: RotationFunction, event: RotationEvent) -> None:
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise InvocationError(
+                f"{where}: no answer within {function.timeout_seconds:g} s"
+            ) from None
         raise InvocationError(f"{where}: cannot reach the endpoint ({reason})") from None
     if failed:
         raise InvocationError(f"{where}: the function failed ({failed}){_error_type(body)}")
