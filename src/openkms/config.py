@@ -14,7 +14,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,9 @@ class Settings:
     # PKCS#11 tokens, and the CA bundle XKS proxies' certificates must chain to.
     custom_key_store_clusters: str | None = None
     xks_proxy_ca_file: str | None = None
+    # Secrets Manager rotation (docs/configuration.md, "Rotation functions"): a TOML file mapping
+    # each RotationLambdaARN to an HTTPS endpoint or a local command.
+    rotation_functions: str | None = None
     # Start without the root key and answer 503 until enough Shamir shares are entered.
     sealed: bool = False
     # Transport, metrics, quotas, logging, shutdown (docs/configuration.md).
@@ -221,6 +224,8 @@ class Settings:
             )
         if self.custom_key_store_clusters:
             read_clusters_file(self.custom_key_store_clusters)
+        if self.rotation_functions:
+            read_rotation_functions(self.rotation_functions)
         if self.xks_proxy_ca_file and not Path(self.xks_proxy_ca_file).is_file():
             raise SettingsError(f"xks_proxy_ca_file: {self.xks_proxy_ca_file} is not a file")
         return self
@@ -437,6 +442,133 @@ def read_clusters_file(path: str | Path) -> dict[str, ClusterConfig]:
                 ) from None
         clusters[cluster_id] = ClusterConfig(cluster_id, module, label, anchor)
     return clusters
+
+
+# --- Secrets Manager rotation functions (docs/configuration.md) -----------------------------------
+ROTATION_TIMEOUT_DEFAULT_SECONDS = 30.0
+ROTATION_TIMEOUT_MAX_SECONDS = 900.0  # a Lambda function's own limit
+# What a rotation command inherits from the server's environment: nothing else (the server's
+# may hold OPENKMS_ROOT_KEY, a PKCS#11 PIN or AWS credentials that are not the function's).
+ROTATION_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
+
+
+@dataclass(frozen=True, slots=True)
+class RotationFunction:
+    """What a RotationLambdaARN stands for here: an endpoint that receives the Lambda event by
+    HTTPS POST, or a command that receives it on standard input (exit status 0: success)."""
+
+    arn: str
+    url: str | None = None
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # added to the command's environment
+    timeout_seconds: float = ROTATION_TIMEOUT_DEFAULT_SECONDS
+    ca_file: str | None = None  # PEM bundle the endpoint's certificate must chain to
+    auth_token: str | None = field(default=None, repr=False)  # sent as "Authorization: Bearer"
+
+
+def local_endpoint(settings: Settings) -> str | None:
+    """This server's URL as a process on the same machine reaches it (a rotation command's
+    SECRETS_MANAGER_ENDPOINT); None when the port is chosen at start (``port = 0``)."""
+    if not settings.port:
+        return None
+    host = settings.host
+    if host in ("0.0.0.0", ""):  # noqa: S104 - reading the setting, not binding
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if settings.tls_enabled else "http"
+    return f"{scheme}://{host}:{settings.port}"
+
+
+def _rotation_function(arn: str, entry: dict[str, Any], base: Path) -> RotationFunction:
+    where = f"rotation_functions: {arn}"
+    known = {"url", "command", "env", "timeout_seconds", "ca_file", "auth_token_file"}
+    unknown = set(entry) - known
+    if unknown:
+        raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    url, command = entry.get("url"), entry.get("command")
+    if (url is None) == (command is None):
+        raise SettingsError(f"{where}: give exactly one of url and command")
+    timeout = entry.get("timeout_seconds", ROTATION_TIMEOUT_DEFAULT_SECONDS)
+    if (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not 0 < timeout <= ROTATION_TIMEOUT_MAX_SECONDS
+    ):
+        raise SettingsError(f"{where}: timeout_seconds from 0 to {ROTATION_TIMEOUT_MAX_SECONDS}")
+    if url is not None:
+        if not isinstance(url, str):
+            raise SettingsError(f"{where}: url must be a string")
+        scheme, _, rest = url.partition("://")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        # The event carries a RotationToken, a credential: plain HTTP only to this machine.
+        if scheme != "https" and not (scheme == "http" and is_loopback(host)):
+            raise SettingsError(f"{where}: url must be https:// (http:// only on loopback)")
+    if command is not None and (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) for part in command)
+    ):
+        raise SettingsError(f"{where}: command must be a non-empty array of strings")
+    env = entry.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise SettingsError(f"{where}: env must be a table of strings")
+    ca_file = entry.get("ca_file")
+    if ca_file is not None:
+        if not isinstance(ca_file, str) or not (base / ca_file).is_file():
+            raise SettingsError(f"{where}: ca_file {ca_file!r} is not a file")
+        ca_file = str(base / ca_file)
+    token: str | None = None
+    token_file = entry.get("auth_token_file")
+    if token_file is not None:
+        try:
+            token = (base / str(token_file)).read_text("utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{where}: cannot read auth_token_file: {exc.strerror}") from None
+        if not token:
+            raise SettingsError(f"{where}: auth_token_file is empty")
+    return RotationFunction(
+        arn=arn,
+        url=url,
+        command=tuple(command or ()),
+        env=tuple(sorted((str(k), v) for k, v in env.items())),
+        timeout_seconds=float(timeout),
+        ca_file=ca_file,
+        auth_token=token,
+    )
+
+
+def read_rotation_functions(path: str | Path) -> dict[str, RotationFunction]:
+    """Parses the rotation function file (relative paths in it are relative to the file)::
+
+    [functions."arn:aws:lambda:us-east-1:111122223333:function:pg-rotation"]
+    url = "https://rotator.internal:8443/"
+    ca_file = "rotator-ca.pem"            # optional
+    auth_token_file = "rotator.token"     # optional: sent as "Authorization: Bearer <token>"
+    timeout_seconds = 60                  # optional, per step (default 30)
+
+    [functions."arn:aws:lambda:us-east-1:111122223333:function:local"]
+    command = ["openkms", "rotation-runner", "--stdin", "mymodule:lambda_handler"]
+    env = { SECRETS_MANAGER_ENDPOINT = "http://127.0.0.1:4566" }
+    """
+    file = Path(path)
+    try:
+        data: dict[str, Any] = tomllib.loads(file.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"rotation_functions: cannot read {file}: {exc}") from None
+    table = data.get("functions", {})
+    if not isinstance(table, dict) or set(data) - {"functions"}:
+        raise SettingsError("rotation_functions: only a [functions] table is expected")
+    functions: dict[str, RotationFunction] = {}
+    for arn, entry in table.items():
+        if not isinstance(entry, dict):
+            raise SettingsError(f"rotation_functions: {arn} must be a table")
+        if not arn.startswith("arn:") or ":lambda:" not in arn:
+            raise SettingsError(f"rotation_functions: {arn!r} is not a Lambda function ARN")
+        functions[arn] = _rotation_function(arn, entry, file.parent)
+    return functions
 
 
 # --- Configuration file and environment -----------------------------------------------------------

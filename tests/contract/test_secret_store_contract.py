@@ -70,6 +70,22 @@ def test_list_and_due_for_deletion(storage: Storage) -> None:
     assert storage.secrets_due_for_deletion(100.0) == [make_secret("b").arn]
 
 
+def test_due_for_rotation(storage: Storage) -> None:
+    storage.insert_secret(make_secret("due", rotation_enabled=True, next_rotation_at=50.0))
+    storage.insert_secret(make_secret("later", rotation_enabled=True, next_rotation_at=150.0))
+    storage.insert_secret(make_secret("off", rotation_enabled=False, next_rotation_at=50.0))
+    storage.insert_secret(make_secret("never"))
+    assert storage.secrets_due_for_rotation(100.0) == [make_secret("due").arn]
+    later = storage.get_secret(make_secret("later").arn)
+    assert later is not None
+    storage.update_secret(dataclasses.replace(later, next_rotation_at=90.0))
+    assert storage.secrets_due_for_rotation(100.0) == sorted(
+        [make_secret("due").arn, make_secret("later").arn]
+    )
+    storage.update_secret(dataclasses.replace(later, rotation_enabled=False))
+    assert storage.secrets_due_for_rotation(100.0) == [make_secret("due").arn]
+
+
 def test_versions(storage: Storage) -> None:
     secret = make_secret("s")
     storage.insert_secret(secret)

@@ -40,11 +40,15 @@ from openkms.http.wiring import (
 )
 from openkms.logsetup import configure_logging, uvicorn_log_config
 from openkms.rootoftrust.file import RootKeyFileError
+from openkms.secretsmanager.rotation.runner import register as register_rotation_runner
+from openkms.secretsmanager.rotation.setup import wait_for_rotations
 from openkms.service.accounts import IssuedAccessKey, create_account
 from openkms.service.scheduler import run_once
 from openkms.storage.base import StorageError
 
 DEV_ENV_FILE = "dev.env"
+# How long `scheduler run-once` waits for the rotations it started (4 steps of at most 900 s).
+ROTATION_WAIT_SECONDS = 3600.0
 
 
 _OVERRIDES = {
@@ -285,6 +289,8 @@ def cmd_scheduler_run_once(args: argparse.Namespace) -> int:
     wired = build_runtime(settings)
     try:
         report = run_once(wired.runtime, now)
+        # Rotations it started run on threads that write to the storage: let them end first.
+        wait_for_rotations(ROTATION_WAIT_SECONDS)
     finally:
         wired.storage.close()
     print(
@@ -294,6 +300,8 @@ def cmd_scheduler_run_once(args: argparse.Namespace) -> int:
                 "Deleted": report.deleted,
                 "Rotated": report.rotated,
                 "ExpiredMaterial": report.expired,
+                "SecretsDeleted": report.secrets_deleted,
+                "SecretsRotated": report.secrets_rotated,
             },
             option=orjson.OPT_INDENT_2,
         ).decode()
@@ -418,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_config(sub)
     register_rootkey(sub)
     register_envelope(sub)
+    register_rotation_runner(sub)
 
     scheduler = sub.add_parser("scheduler", help="run scheduled jobs (deletions, rotations)")
     ssub = scheduler.add_subparsers(dest="scheduler_command", required=True)

@@ -11,6 +11,7 @@ from openkms.audit import AuditSink, FileAuditSink, MultiSink, StdoutAuditSink
 from openkms.clock import Clock, SystemClock
 from openkms.config import (
     Settings,
+    local_endpoint,
     pkcs11_pin,
     root_key_from_env,
     root_key_passphrase_from_env,
@@ -155,7 +156,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Wired:
         root,
         clock or SystemClock(),
         settings=RuntimeSettings(
-            partition=settings.partition, cache_ttl_seconds=settings.cache_ttl_seconds
+            partition=settings.partition,
+            cache_ttl_seconds=settings.cache_ttl_seconds,
+            rotation_functions=settings.rotation_functions,
+            local_endpoint=local_endpoint(settings),
         ),
     )
     return Wired(settings, storage, root, runtime)

@@ -30,6 +30,10 @@ class RuntimeSettings:
     cache_ttl_seconds: float = 1.0
     material_cache_entries: int = 10_000
     material_cache_seconds: float = 300.0
+    # Secrets Manager rotation (secretsmanager.rotation): the rotation functions file, and this
+    # server's URL as a local rotation command reaches it.
+    rotation_functions: str | None = None
+    local_endpoint: str | None = None
 
 
 # The operations that honour another account's permissions on a key (AWS API reference,

@@ -58,6 +58,13 @@ class MemorySecretStore:
             if s.deleted_at is not None and s.deleted_at <= now
         )
 
+    def secrets_due_for_rotation(self, now: float) -> list[str]:
+        return sorted(
+            s.arn
+            for s in self._secrets.values()
+            if s.rotation_enabled and s.next_rotation_at is not None and s.next_rotation_at <= now
+        )
+
     def insert_secret_version(self, version: SecretVersionRecord) -> None:
         ident = (version.secret_arn, version.version_id)
         if ident in self._secret_versions:

@@ -126,6 +126,11 @@ class SecretStore(Protocol):
         """ARNs of the secrets whose scheduled deletion time has come."""
         ...
 
+    def secrets_due_for_rotation(self, now: float) -> list[str]:
+        """ARNs of the secrets with rotation enabled whose next rotation window has opened
+        (``next_rotation_at`` <= now; owned by secretsmanager.rotation)."""
+        ...
+
     def insert_secret_version(self, version: SecretVersionRecord) -> None:
         """Raises StorageConflict when the version id exists for the secret."""
         ...

@@ -43,6 +43,11 @@ def _version(row: Any) -> SecretVersionRecord:
     )
 
 
+def _rotation_due(secret: SecretRecord) -> float | None:
+    """The ``next_rotation_at`` column: when the scheduler should rotate (NULL: never)."""
+    return secret.next_rotation_at if secret.rotation_enabled else None
+
+
 class SqlSecretStore:
     def insert_secret(self: _Sql, secret: SecretRecord) -> None:
         with self.transaction():
@@ -52,8 +57,8 @@ class SqlSecretStore:
             ):
                 raise StorageConflict("secret exists")
             self._insert_unique(
-                "INSERT INTO secrets(arn, account_id, region, name, deleted_at, doc) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO secrets(arn, account_id, region, name, deleted_at, doc, "
+                "next_rotation_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     secret.arn,
                     secret.account_id,
@@ -61,14 +66,22 @@ class SqlSecretStore:
                     secret.name,
                     secret.deleted_at,
                     secret.to_doc().decode(),
+                    _rotation_due(secret),
                 ),
                 "secret",
             )
 
     def update_secret(self: _Sql, secret: SecretRecord) -> None:
         self._write(
-            "UPDATE secrets SET name = ?, deleted_at = ?, doc = ? WHERE arn = ?",
-            (secret.name, secret.deleted_at, secret.to_doc().decode(), secret.arn),
+            "UPDATE secrets SET name = ?, deleted_at = ?, doc = ?, next_rotation_at = ? "
+            "WHERE arn = ?",
+            (
+                secret.name,
+                secret.deleted_at,
+                secret.to_doc().decode(),
+                _rotation_due(secret),
+                secret.arn,
+            ),
         )
 
     def get_secret(self: _Sql, arn: str, *, lock: bool = False) -> SecretRecord | None:
@@ -100,6 +113,14 @@ class SqlSecretStore:
     def secrets_due_for_deletion(self: _Sql, now: float) -> list[str]:
         rows = self._all(
             "SELECT arn FROM secrets WHERE deleted_at IS NOT NULL AND deleted_at <= ? ORDER BY arn",
+            (now,),
+        )
+        return [str(r["arn"]) for r in rows]
+
+    def secrets_due_for_rotation(self: _Sql, now: float) -> list[str]:
+        rows = self._all(
+            "SELECT arn FROM secrets WHERE next_rotation_at IS NOT NULL AND next_rotation_at <= ? "
+            "ORDER BY arn",
             (now,),
         )
         return [str(r["arn"]) for r in rows]

@@ -1,2 +1,4 @@
-"""Secret rotation (RotateSecret, CancelRotateSecret, the rotation function runner,
-RotationRules scheduling): owned by the sm-rotation work of issue #19."""
+"""Secret rotation without Lambda, to Lambda's contract: RotateSecret and CancelRotateSecret, the
+rotation functions an operator maps RotationLambdaARNs to (an HTTPS endpoint or a local
+executable), the runner that hosts an unmodified Lambda-style handler, and RotationRules
+schedules (``rate()``, ``cron()``, ``AutomaticallyAfterDays``)."""
