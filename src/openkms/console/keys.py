@@ -1,0 +1,411 @@
+"""Keys: the list (server-side paging, search and filters), the key page and its actions, and
+the create-key flow. Every value shown comes from the API as the signed-in principal."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from openkms.console.page import Page
+from openkms.console.audit_view import recent_for_key
+from openkms.console.client import ApiError
+from openkms.console.web import Response
+
+PAGE_SIZE = 25
+SCAN_PAGE = 50
+# A search or filter scans keys page by page for at most this long per request, then offers to
+# continue from where it stopped (so a rare match among 100,000 keys never hangs a request).
+SCAN_BUDGET_SECONDS = 1.5
+_KEY_ID = r"(?P<key_id>[A-Za-z0-9-]{1,64})"
+
+SPEC_USAGES: tuple[tuple[str, str], ...] = (
+    ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
+    ("RSA_2048", "ENCRYPT_DECRYPT"),
+    ("RSA_3072", "ENCRYPT_DECRYPT"),
+    ("RSA_4096", "ENCRYPT_DECRYPT"),
+    ("RSA_2048", "SIGN_VERIFY"),
+    ("RSA_3072", "SIGN_VERIFY"),
+    ("RSA_4096", "SIGN_VERIFY"),
+    ("ECC_NIST_P256", "SIGN_VERIFY"),
+    ("ECC_NIST_P384", "SIGN_VERIFY"),
+    ("ECC_NIST_P521", "SIGN_VERIFY"),
+    ("ECC_SECG_P256K1", "SIGN_VERIFY"),
+    ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"),
+    ("ECC_NIST_P256", "KEY_AGREEMENT"),
+    ("ECC_NIST_P384", "KEY_AGREEMENT"),
+    ("ECC_NIST_P521", "KEY_AGREEMENT"),
+    ("HMAC_224", "GENERATE_VERIFY_MAC"),
+    ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    ("HMAC_384", "GENERATE_VERIFY_MAC"),
+    ("HMAC_512", "GENERATE_VERIFY_MAC"),
+    ("ML_DSA_44", "SIGN_VERIFY"),
+    ("ML_DSA_65", "SIGN_VERIFY"),
+    ("ML_DSA_87", "SIGN_VERIFY"),
+    ("ML_KEM_512", "ENCAPSULATE_DECAPSULATE"),
+    ("ML_KEM_768", "ENCAPSULATE_DECAPSULATE"),
+    ("ML_KEM_1024", "ENCAPSULATE_DECAPSULATE"),
+    ("SM2", "SIGN_VERIFY"),
+    ("SM2", "ENCRYPT_DECRYPT"),
+    ("SM2", "KEY_AGREEMENT"),
+)
+SPECS = tuple(dict.fromkeys(spec for spec, _ in SPEC_USAGES))
+USAGES = tuple(dict.fromkeys(usage for _, usage in SPEC_USAGES))
+STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport", "PendingReplicaDeletion",
+          "Unavailable", "Creating", "Updating")
+ORIGINS = ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
+FILTERS = ("spec", "usage", "state", "origin", "multi")
+DONE = {
+    "created": "The key was created.",
+    "policy": "The key policy was saved.",
+    "rotation-on": "Automatic rotation is on.",
+    "rotation-off": "Automatic rotation is off.",
+    "rotate": "The key was rotated: a new key material version is current.",
+    "schedule-deletion": "The key is scheduled for deletion.",
+    "cancel-deletion": "The deletion was cancelled; the key is disabled until you enable it.",
+    "enable": "The key is enabled.",
+    "disable": "The key is disabled.",
+    "description": "The description was saved.",
+    "tag": "The tag was saved.",
+    "untag": "The tag was removed.",
+    "alias": "The alias was created.",
+    "unalias": "The alias was deleted.",
+    "delete-material": "The imported key material was deleted.",
+    "replicate": "The replica key was created.",
+}
+
+
+# -- the list -------------------------------------------------------------------------------------
+def _matches(meta: dict[str, Any], filters: dict[str, str]) -> bool:
+    checks = {
+        "spec": meta.get("KeySpec"),
+        "usage": meta.get("KeyUsage"),
+        "state": meta.get("KeyState"),
+        "origin": meta.get("Origin"),
+    }
+    for name, actual in checks.items():
+        wanted = filters.get(name)
+        if wanted and actual != wanted:
+            return False
+    multi = filters.get("multi")
+    return not (multi and (multi == "yes") != bool(meta.get("MultiRegion")))
+
+
+async def _row(page: Page, key_id: str) -> dict[str, Any]:
+    try:
+        meta = (await page.kms("DescribeKey", {"KeyId": key_id}))["KeyMetadata"]
+    except ApiError as exc:
+        return {"KeyId": key_id, "error": f"{exc.code}: {exc.message}"}
+    try:
+        aliases = await page.kms("ListAliases", {"KeyId": meta["KeyId"], "Limit": 10})
+        meta["aliases"] = [a["AliasName"] for a in aliases.get("Aliases", [])]
+    except ApiError:
+        meta["aliases"] = []
+    return meta
+
+
+async def _alias_index(page: Page, deadline: float) -> dict[str, list[str]]:
+    """Key id -> alias names, from ListAliases (all pages, within the time budget)."""
+    index: dict[str, list[str]] = {}
+    marker: str | None = None
+    while time.monotonic() < deadline:
+        params: dict[str, Any] = {"Limit": 100}
+        if marker:
+            params["Marker"] = marker
+        answer = await page.kms("ListAliases", params)
+        for alias in answer.get("Aliases", []):
+            if alias.get("TargetKeyId"):
+                index.setdefault(alias["TargetKeyId"], []).append(alias["AliasName"])
+        if not answer.get("Truncated"):
+            break
+        marker = answer.get("NextMarker")
+    return index
+
+
+async def _text_match(
+    page: Page, meta: dict[str, Any], q: str, aliases: dict[str, list[str]]
+) -> bool:
+    needle = q.lower()
+    if needle in meta["KeyId"].lower() or needle in meta.get("Arn", "").lower():
+        return True
+    if needle in (meta.get("Description") or "").lower():
+        return True
+    if any(needle in name.lower() for name in aliases.get(meta["KeyId"], ())):
+        return True
+    try:
+        tags = await page.kms("ListResourceTags", {"KeyId": meta["KeyId"], "Limit": 50})
+    except ApiError:
+        return False
+    return any(
+        needle in t.get("TagKey", "").lower() or needle in t.get("TagValue", "").lower()
+        for t in tags.get("Tags", [])
+    )
+
+
+async def list_keys(page: Page) -> Response:
+    query = page.request.query
+    q = query.get("q", "").strip()[:256]
+    filters = {name: query.get(name, "") for name in FILTERS}
+    marker = query.get("marker") or None
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    next_marker: str | None = None
+    error: str | None = None
+    scanned = 0
+    try:
+        if not q and not any(filters.values()):
+            params: dict[str, Any] = {"Limit": PAGE_SIZE}
+            if marker:
+                params["Marker"] = marker
+            answer = await page.kms("ListKeys", params)
+            for key in answer.get("Keys", []):
+                rows.append(await _row(page, key["KeyId"]))
+            scanned = len(rows)
+            next_marker = answer.get("NextMarker") if answer.get("Truncated") else None
+        else:
+            deadline = time.monotonic() + SCAN_BUDGET_SECONDS
+            if q and not marker:
+                # An exact id, ARN or alias name answers at once, wherever the key is.
+                for candidate in _exact_candidates(q):
+                    try:
+                        meta = (await page.kms("DescribeKey", {"KeyId": candidate}))["KeyMetadata"]
+                    except ApiError:
+                        continue
+                    if _matches(meta, filters):
+                        rows.append(await _row(page, meta["KeyId"]))
+                    break
+            aliases = await _alias_index(page, deadline) if q else {}
+            seen = {row.get("KeyId") for row in rows}
+            while len(rows) < PAGE_SIZE:
+                params = {"Limit": SCAN_PAGE}
+                if marker:
+                    params["Marker"] = marker
+                answer = await page.kms("ListKeys", params)
+                for key in answer.get("Keys", []):
+                    scanned += 1
+                    if key["KeyId"] in seen:
+                        continue
+                    try:
+                        meta = (await page.kms("DescribeKey", {"KeyId": key["KeyId"]}))[
+                            "KeyMetadata"
+                        ]
+                    except ApiError:
+                        continue
+                    if not _matches(meta, filters):
+                        continue
+                    if q and not await _text_match(page, meta, q, aliases):
+                        continue
+                    meta["aliases"] = aliases.get(meta["KeyId"], [])
+                    rows.append(meta)
+                marker = answer.get("NextMarker") if answer.get("Truncated") else None
+                if marker is None or time.monotonic() > deadline:
+                    break
+            next_marker = marker
+    except ApiError as exc:
+        error = f"{exc.code}: {exc.message}"
+    keep = {"q": q, **{k: v for k, v in filters.items() if v}}
+    next_url = None
+    if next_marker:
+        next_url = "?" + urlencode({**keep, "marker": next_marker})
+    return page.render(
+        "keys_list.html",
+        status=400 if error else 200,
+        rows=rows,
+        q=q,
+        filters=filters,
+        specs=SPECS,
+        usages=USAGES,
+        states=STATES,
+        origins=ORIGINS,
+        next_url=next_url,
+        first_url="?" + urlencode(keep) if marker else None,
+        scanned=scanned,
+        searching=bool(q or any(filters.values())),
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+        error=error,
+    )
+
+
+def _exact_candidates(q: str) -> list[str]:
+    if q.startswith(("arn:", "alias/")) or re.fullmatch(r"(mrk-)?[0-9a-f-]{32,36}", q):
+        return [q]
+    if re.fullmatch(r"[A-Za-z0-9/_-]{1,250}", q):
+        return [f"alias/{q}"]
+    return []
+
+
+# -- the key page ---------------------------------------------------------------------------------
+async def _section(page: Page, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await page.kms(operation, params)
+    except ApiError as exc:
+        return {"error": f"{exc.code}: {exc.message}", "code": exc.code}
+
+
+async def key_page(page: Page, *, status: int = 200, **extra: Any) -> Response:
+    key_id = page.params["key_id"]
+    try:
+        meta = (await page.kms("DescribeKey", {"KeyId": key_id}))["KeyMetadata"]
+    except ApiError as exc:
+        return page.render(
+            "keys_detail.html", status=400, meta=None, key_id=key_id,
+            error=f"{exc.code}: {exc.message}",
+        )
+    kid = meta["KeyId"]
+    aliases = await _section(page, "ListAliases", {"KeyId": kid, "Limit": 100})
+    tags = await _section(page, "ListResourceTags", {"KeyId": kid, "Limit": 50})
+    grants = await _section(page, "ListGrants", {"KeyId": kid, "Limit": 100})
+    policy = await _section(page, "GetKeyPolicy", {"KeyId": kid, "PolicyName": "default"})
+    rotation: dict[str, Any] = {}
+    rotations: dict[str, Any] = {}
+    if meta.get("KeySpec") == "SYMMETRIC_DEFAULT" and meta.get("KeyManager") == "CUSTOMER":
+        rotation = await _section(page, "GetKeyRotationStatus", {"KeyId": kid})
+        rotations = await _section(page, "ListKeyRotations", {"KeyId": kid, "Limit": 100})
+    usage = recent_for_key(page, meta["Arn"], kid)
+    done = DONE.get(page.request.query.get("done", ""))
+    return page.render(
+        "keys_detail.html",
+        status=status,
+        meta=meta,
+        key_id=kid,
+        aliases=aliases,
+        tags=tags,
+        grants=grants,
+        policy=policy,
+        rotation=rotation,
+        rotations=rotations,
+        usage=usage,
+        done=done,
+        now=time.time(),
+        **extra,
+    )
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value or default)
+    except ValueError:
+        return default
+
+
+async def key_action(page: Page) -> Response:
+    key_id = page.params["key_id"]
+    action = page.params["action"]
+    form = page.request.form
+    call: tuple[str, dict[str, Any]]
+    if action == "policy":
+        call = ("PutKeyPolicy", {"KeyId": key_id, "PolicyName": "default",
+                                 "Policy": form.get("policy", "")})
+    elif action == "rotation-on":
+        call = ("EnableKeyRotation", {"KeyId": key_id,
+                                      "RotationPeriodInDays": _int(form.get("period"), 365)})
+    elif action == "rotation-off":
+        call = ("DisableKeyRotation", {"KeyId": key_id})
+    elif action == "rotate":
+        call = ("RotateKeyOnDemand", {"KeyId": key_id})
+    elif action == "schedule-deletion":
+        call = ("ScheduleKeyDeletion", {"KeyId": key_id,
+                                        "PendingWindowInDays": _int(form.get("days"), 30)})
+    elif action == "cancel-deletion":
+        call = ("CancelKeyDeletion", {"KeyId": key_id})
+    elif action == "enable":
+        call = ("EnableKey", {"KeyId": key_id})
+    elif action == "disable":
+        call = ("DisableKey", {"KeyId": key_id})
+    elif action == "description":
+        call = ("UpdateKeyDescription", {"KeyId": key_id,
+                                         "Description": form.get("description", "")})
+    elif action == "tag":
+        call = ("TagResource", {"KeyId": key_id, "Tags": [
+            {"TagKey": form.get("tag_key", ""), "TagValue": form.get("tag_value", "")}]})
+    elif action == "untag":
+        call = ("UntagResource", {"KeyId": key_id, "TagKeys": [form.get("tag_key", "")]})
+    elif action == "alias":
+        name = form.get("alias", "").strip()
+        call = ("CreateAlias", {"AliasName": name if name.startswith("alias/") else f"alias/{name}",
+                                "TargetKeyId": key_id})
+    elif action == "unalias":
+        call = ("DeleteAlias", {"AliasName": form.get("alias", "")})
+    elif action == "delete-material":
+        call = ("DeleteImportedKeyMaterial", {"KeyId": key_id})
+    elif action == "replicate":
+        call = ("ReplicateKey", {"KeyId": key_id, "ReplicaRegion": form.get("region", "")})
+    else:
+        return Response.text(404, "Not found.")
+    try:
+        await page.kms(*call)
+    except ApiError as exc:
+        extra: dict[str, Any] = {"error": f"{exc.code}: {exc.message}", "error_action": action}
+        if action == "policy":
+            extra["policy_draft"] = form.get("policy", "")
+        return await key_page(page, status=400, **extra)
+    return Response.redirect(f"/console/keys/{key_id}?done={action}")
+
+
+# -- creating a key -------------------------------------------------------------------------------
+def _new_form(page: Page, status: int = 200, **values: Any) -> Response:
+    return page.render(
+        "keys_new.html", status=status, spec_usages=SPEC_USAGES, origins=ORIGINS,
+        form=page.request.form, **values,
+    )
+
+
+async def new_key(page: Page) -> Response:
+    stores = await _section(page, "DescribeCustomKeyStores", {"Limit": 100})
+    return _new_form(page, stores=stores.get("CustomKeyStores", []))
+
+
+async def create_key(page: Page) -> Response:
+    form = page.request.form
+    spec, _, usage = form.get("spec_usage", "SYMMETRIC_DEFAULT:ENCRYPT_DECRYPT").partition(":")
+    params: dict[str, Any] = {"KeySpec": spec, "KeyUsage": usage}
+    if form.get("description"):
+        params["Description"] = form["description"]
+    origin = form.get("origin", "AWS_KMS")
+    if origin != "AWS_KMS":
+        params["Origin"] = origin
+    if form.get("multi_region") == "on":
+        params["MultiRegion"] = True
+    if form.get("custom_key_store_id"):
+        params["CustomKeyStoreId"] = form["custom_key_store_id"]
+    if form.get("xks_key_id"):
+        params["XksKeyId"] = form["xks_key_id"]
+    if form.get("policy", "").strip():
+        params["Policy"] = form["policy"]
+    tags = []
+    for line in form.get("tags", "").splitlines():
+        if line.strip():
+            key, _, value = line.partition("=")
+            tags.append({"TagKey": key.strip(), "TagValue": value.strip()})
+    if tags:
+        params["Tags"] = tags
+    try:
+        meta = (await page.kms("CreateKey", params))["KeyMetadata"]
+    except ApiError as exc:
+        return _new_form(page, status=400, error=f"{exc.code}: {exc.message}", stores=[])
+    alias = form.get("alias", "").strip()
+    if alias:
+        name = alias if alias.startswith("alias/") else f"alias/{alias}"
+        try:
+            await page.kms("CreateAlias", {"AliasName": name, "TargetKeyId": meta["KeyId"]})
+        except ApiError as exc:
+            page.params["key_id"] = meta["KeyId"]
+            return await key_page(
+                page, status=400, error=f"The key was created, but not its alias: "
+                f"{exc.code}: {exc.message}",
+            )
+    return Response.redirect(f"/console/keys/{meta['KeyId']}?done=created")
+
+
+async def key_view(page: Page) -> Response:
+    return await key_page(page)
+
+
+ROUTES = (
+    ("GET", "/keys", list_keys),
+    ("GET", "/keys/new", new_key),
+    ("POST", "/keys/new", create_key),
+    ("GET", f"/keys/{_KEY_ID}", key_view),
+    ("POST", f"/keys/{_KEY_ID}/(?P<action>[a-z-]{{1,32}})", key_action),
+)
