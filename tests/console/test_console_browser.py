@@ -134,7 +134,7 @@ def test_create_a_key_and_find_it_by_alias(page: Any, console: ConsoleServer, sh
     assert rows.count() == 1
     assert key_id in rows.first.inner_text()
     assert ALIAS in rows.first.inner_text()
-    page.goto(console.base + f"/keys?q=payments")  # by tag value
+    page.goto(console.base + "/keys?q=payments")  # by tag value
     assert key_id in page.locator("#keys").inner_text()
 
 
@@ -268,7 +268,7 @@ def test_an_iam_user_without_permissions_sees_access_denied(
 class _Attacker(BaseHTTPRequestHandler):
     target = ""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = (
             "<html><body><form id=f method=post action='" + self.target + "/console/keys/new'>"
             "<input name=csrf value=guess><input name=spec_usage value='SYMMETRIC_DEFAULT:"

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from openkms.console import audit_view, filters, iam_view, keys, overview
 from openkms.console.client import ApiClient, ApiError, Creds, Origin, text_of
 from openkms.console.page import Page
-from openkms.console.sessions import Session, SessionStore
+from openkms.console.sessions import SessionStore
 from openkms.console.web import MAX_FORM_BYTES, Request, Response
 from openkms.http.app import OpenKMSApp
 

@@ -17,6 +17,7 @@ import orjson
 
 from openkms.audit.chain import verify_files
 from openkms.audit.search import Filters, parse_time, search_files
+from openkms.console.client import USER_AGENT
 from openkms.console.web import Response
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ def audit_files(audit_path: str) -> list[Path]:
     )
 
 
-def _records(page: Page, filters: Filters, outcome: str, limit: int) -> list[dict[str, Any]]:
+def _records(
+    page: Page, filters: Filters, outcome: str, limit: int, *, skip_console_reads: bool = False
+) -> list[dict[str, Any]]:
     account = page.session.account_id
     found: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
     for line in search_files(audit_files(page.settings.audit_path), filters):
@@ -54,15 +57,22 @@ def _records(page: Page, filters: Filters, outcome: str, limit: int) -> list[dic
             continue
         if outcome == "error" and "errorCode" not in record:
             continue
+        if (
+            skip_console_reads
+            and record.get("readOnly")
+            and str(record.get("userAgent", "")).startswith(USER_AGENT)
+        ):
+            continue
         found.append(record)
     return sorted(found, key=lambda r: str(r.get("eventTime", "")), reverse=True)
 
 
 def recent_for_key(page: Page, arn: str, key_id: str) -> dict[str, Any]:
-    """The key's last 20 records, for the key page (root only)."""
+    """The key's last 20 records, for the key page (root only), without the reads the console
+    made to draw its own pages."""
     if not page.session.is_root:
         return {"denied": True}
-    records = _records(page, Filters(key=arn), "", 20)
+    records = _records(page, Filters(key=arn), "", 20, skip_console_reads=True)
     return {"records": records}
 
 

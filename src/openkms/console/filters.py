@@ -42,8 +42,8 @@ def pretty(value: Any) -> str:
         try:
             value = json.loads(value)
         except ValueError:
-            return value
-    return json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False)
+            return str(value)
+    return str(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False))
 
 
 def install(env: Environment) -> None:

@@ -30,13 +30,17 @@ async def iam_page(page: Page, *, status: int = 200, **extra: Any) -> Response:
     error = None
     try:
         result = await page.query("iam", "ListUsers", {"MaxItems": "200"})
-        users = _members(result, "member", ("UserName", "Arn", "CreateDate", "UserId"))
+        users = [
+            dict(u) for u in _members(result, "member", ("UserName", "Arn", "CreateDate", "UserId"))
+        ]
         for user in users:
             try:
                 keys = await page.query(
                     "iam", "ListAccessKeys", {"UserName": user["UserName"]}
                 )
-                user["access_keys"] = _members(keys, "member", ("AccessKeyId", "Status", "CreateDate"))
+                user["access_keys"] = _members(
+                    keys, "member", ("AccessKeyId", "Status", "CreateDate")
+                )
             except ApiError as exc:
                 user["keys_error"] = f"{exc.code}: {exc.message}"
         result = await page.query("iam", "ListRoles", {"MaxItems": "200"})

@@ -8,9 +8,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from openkms.console.page import Page
 from openkms.console.audit_view import recent_for_key
 from openkms.console.client import ApiError
+from openkms.console.page import Page
 from openkms.console.web import Response
 
 PAGE_SIZE = 25
@@ -94,7 +94,7 @@ def _matches(meta: dict[str, Any], filters: dict[str, str]) -> bool:
 
 async def _row(page: Page, key_id: str) -> dict[str, Any]:
     try:
-        meta = (await page.kms("DescribeKey", {"KeyId": key_id}))["KeyMetadata"]
+        meta: dict[str, Any] = (await page.kms("DescribeKey", {"KeyId": key_id}))["KeyMetadata"]
     except ApiError as exc:
         return {"KeyId": key_id, "error": f"{exc.code}: {exc.message}"}
     try:
@@ -238,9 +238,10 @@ def _exact_candidates(q: str) -> list[str]:
 # -- the key page ---------------------------------------------------------------------------------
 async def _section(page: Page, operation: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
-        return await page.kms(operation, params)
+        answer: dict[str, Any] = await page.kms(operation, params)
     except ApiError as exc:
         return {"error": f"{exc.code}: {exc.message}", "code": exc.code}
+    return answer
 
 
 async def key_page(page: Page, *, status: int = 200, **extra: Any) -> Response:

@@ -53,7 +53,7 @@ class Request:
             headers=headers,
             body=body,
             scheme=str(scope.get("scheme") or "http"),
-            client=tuple(scope.get("client") or ("", 0)),  # type: ignore[arg-type]
+            client=_client(scope),
         )
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if request.method == "POST" and content_type == "application/x-www-form-urlencoded":
@@ -130,13 +130,11 @@ class Response:
 
     def clear_session(self, secure: bool) -> None:
         if secure:
-            self.headers.append(
-                ("set-cookie", f"{COOKIE_TLS}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
-            )
+            cookie = f"{COOKIE_TLS}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+            self.headers.append(("set-cookie", cookie))
         else:
-            self.headers.append(
-                ("set-cookie", f"{COOKIE_PLAIN}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict")
-            )
+            cookie = f"{COOKIE_PLAIN}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict"
+            self.headers.append(("set-cookie", cookie))
 
     def asgi_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
@@ -153,6 +151,11 @@ class Response:
         if not any(name == "cache-control" for name, _ in self.headers):
             headers.append(("cache-control", "no-store"))
         return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+
+
+def _client(scope: MutableMapping[str, Any]) -> tuple[str, int]:
+    client = scope.get("client") or ("", 0)
+    return str(client[0]), int(client[1])
 
 
 def _first_values(text: str) -> dict[str, str]:

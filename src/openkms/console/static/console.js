@@ -108,7 +108,9 @@ function startCharts() {
         for (const series of Object.values(latency)) series.shift();
       }
       const topOps = Object.keys(ops).sort((a, b) => ops[b].requests - ops[a].requests).slice(0, 5);
-      if (!plots || plots.ops !== topOps.join(",")) {
+      if (times.length < 2) {
+        // one point makes no line (and uPlot would stretch the time axis over years)
+      } else if (!plots || plots.ops !== topOps.join(",")) {
         draw(topOps);
       } else {
         plots.rps.setData([times, rps]);
@@ -118,9 +120,11 @@ function startCharts() {
     }
     last = { time: doc.time, t: now, ops };
   }
+  // Two quick samples so that the charts draw at once, then one every 5 s.
   sample();
-  window.setInterval(sample, 5000);
   window.setTimeout(sample, 1000);
+  window.setTimeout(sample, 2000);
+  window.setInterval(sample, 5000);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
