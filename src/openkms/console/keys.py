@@ -150,6 +150,7 @@ async def list_keys(page: Page) -> Response:
     marker = query.get("marker") or None
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    scan_url: str | None = None
     next_marker: str | None = None
     error: str | None = None
     scanned = 0
@@ -165,8 +166,10 @@ async def list_keys(page: Page) -> Response:
             next_marker = answer.get("NextMarker") if answer.get("Truncated") else None
         else:
             deadline = time.monotonic() + SCAN_BUDGET_SECONDS
-            if q and not marker:
-                # An exact id, ARN or alias name answers at once, wherever the key is.
+            exact = False
+            if q and not marker and query.get("scan") != "1":
+                # An exact id, ARN or alias name answers at once, wherever the key is; the
+                # page offers to search descriptions and tags for the text as well.
                 for candidate in _exact_candidates(q):
                     try:
                         meta = (await page.kms("DescribeKey", {"KeyId": candidate}))["KeyMetadata"]
@@ -174,18 +177,16 @@ async def list_keys(page: Page) -> Response:
                         continue
                     if _matches(meta, filters):
                         rows.append(await _row(page, meta["KeyId"]))
+                        exact = True
                     break
-            aliases = await _alias_index(page, deadline) if q else {}
-            seen = {row.get("KeyId") for row in rows}
-            while len(rows) < PAGE_SIZE:
+            aliases = await _alias_index(page, deadline) if q and not exact else {}
+            while not exact and len(rows) < PAGE_SIZE:
                 params = {"Limit": SCAN_PAGE}
                 if marker:
                     params["Marker"] = marker
                 answer = await page.kms("ListKeys", params)
                 for key in answer.get("Keys", []):
                     scanned += 1
-                    if key["KeyId"] in seen:
-                        continue
                     try:
                         meta = (await page.kms("DescribeKey", {"KeyId": key["KeyId"]}))[
                             "KeyMetadata"
@@ -202,9 +203,14 @@ async def list_keys(page: Page) -> Response:
                 if marker is None or time.monotonic() > deadline:
                     break
             next_marker = marker
+            if exact:
+                scan_url = "?" + urlencode({"q": q, "scan": "1",
+                                            **{k: v for k, v in filters.items() if v}})
     except ApiError as exc:
         error = f"{exc.code}: {exc.message}"
     keep = {"q": q, **{k: v for k, v in filters.items() if v}}
+    if query.get("scan") == "1":
+        keep["scan"] = "1"
     next_url = None
     if next_marker:
         next_url = "?" + urlencode({**keep, "marker": next_marker})
@@ -219,6 +225,7 @@ async def list_keys(page: Page) -> Response:
         states=STATES,
         origins=ORIGINS,
         next_url=next_url,
+        scan_url=scan_url,
         first_url="?" + urlencode(keep) if marker else None,
         scanned=scanned,
         searching=bool(q or any(filters.values())),
