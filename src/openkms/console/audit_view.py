@@ -79,7 +79,8 @@ def recent_for_key(page: Page, arn: str, key_id: str) -> dict[str, Any]:
 async def audit_page(page: Page) -> Response:
     query = page.request.query
     values = {name: query.get(name, "").strip()[:256]
-              for name in ("key", "principal", "operation", "outcome", "since", "until")}
+              for name in ("key", "principal", "operation", "outcome", "since", "until",
+                           "reads")}
     if not page.session.is_root:
         return page.render("audit.html", status=403, denied=True, values=values)
     error = None
@@ -100,7 +101,10 @@ async def audit_page(page: Page) -> Response:
     )
     started = time.perf_counter()
     if error is None:
-        records = _records(page, filters, values["outcome"], MAX_RESULTS)
+        records = _records(
+            page, filters, values["outcome"], MAX_RESULTS,
+            skip_console_reads=values["reads"] != "all",
+        )
     files = audit_files(page.settings.audit_path)
     report = verify_files(files) if files else None
     return page.render(
