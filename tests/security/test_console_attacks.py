@@ -5,9 +5,13 @@ everything a tenant can write, and secrets at rest in the session store."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import ssl
+import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -15,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from openkms.tlsdev import make_dev_certs
+from tests.conftest import ServerProcess, child_env, create_account, free_port, openkms_command
 from tests.console.support import Browserless, ConsoleServer, start_dev_server
 from tests.security.support import client
 
@@ -282,3 +288,104 @@ def test_no_console_turns_it_off(tmp_path_factory: pytest.TempPathFactory) -> No
         assert cs.console_url == ""
     finally:
         cs.process.stop()
+
+
+def test_malformed_requests_get_an_answer_never_a_500(console: ConsoleServer, key_id: str) -> None:
+    browser = signed_in(console)
+    token = browser.csrf()
+    anonymous = Browserless(console.server.endpoint)
+    answers = [
+        anonymous.sign_in("AKIA\u00e9\u4e2d" * 4, "s"),  # not latin-1
+        anonymous.sign_in("A" * 5000, "secret"),
+        anonymous.sign_in("AKIAAAAAAAAAAAAAAAAA", "x\ny"),
+        anonymous.post("/console/signin", {"access_key_id": ""}),
+        anonymous.request("POST", "/console/signin", headers={"Content-Type": "text/plain"}),
+        anonymous.request("PUT", "/console/keys"),
+        anonymous.request("GET", "/console/keys?" + "&".join(f"a{i}=1" for i in range(500))),
+        browser.post("/console/keys/new", {f"f{i}": "x" for i in range(300)}),
+        browser.post(f"/console/keys/{key_id}/description",
+                     {"csrf": token, "description": "\u202e" * 3}),
+        browser.post(f"/console/keys/{key_id}/schedule-deletion",
+                     {"csrf": token, "days": "not a number"}),
+        browser.post(f"/console/keys/{key_id}/alias", {"csrf": token, "alias": "\u00e9" * 300}),
+        browser.post("/console/iam/create-user", {"csrf": token, "name": "<b>" * 40}),
+        browser.post("/console/keys/new", {"csrf": token, "spec_usage": "NOPE:NOPE"}),
+        browser.get("/console/keys/" + "a" * 65),
+        browser.get("/console/keys/%00"),
+        browser.get("/console/audit?since=yesterday&until=" + "9" * 400),
+        browser.get("/console/keys?marker=%%%"),
+        browser.request("GET", "/console/keys", headers={"Cookie": "a=\"unterminated; =;"}),
+        browser.request("POST", "/console/keys/new", headers={"Content-Length": "99999999"}),
+    ]
+    for index, answer in enumerate(answers):
+        assert 200 <= answer.status < 500, (index, answer.status, answer.body[:300])
+
+
+def test_sessions_work_across_worker_processes(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A session made by one worker is honoured by the others (it lives in the storage)."""
+    cs = start_dev_server(tmp_path_factory.mktemp("console-workers"), "--workers", "2")
+    try:
+        browser = signed_in(cs)
+        statuses = {browser.get("/console/keys").status for _ in range(30)}
+        assert statuses == {200}
+        token = browser.csrf()
+        assert all(
+            browser.post("/console/keys/new", {"csrf": token}).status == 303 for _ in range(6)
+        )
+    finally:
+        cs.process.stop()
+
+
+def test_under_tls_the_cookie_is_secure_and_host_only(tmp_path: Path) -> None:
+    certs = make_dev_certs(tmp_path / "tls", ["localhost", "127.0.0.1"])
+    data_dir = tmp_path / "data"
+    account = create_account(data_dir)
+    proc = ServerProcess(
+        data_dir, extra_args=("--tls-cert", str(certs.server_cert), "--tls-key",
+                              str(certs.server_key)),
+    )
+    port = free_port()
+    proc.port = port
+    context = ssl.create_default_context(cafile=str(certs.ca_cert))
+    with open(data_dir / "server.stderr.log", "ab") as err:
+        proc.process = subprocess.Popen(
+            openkms_command("serve", "--data-dir", str(data_dir), "--port", str(port),
+                            *proc.extra_args),
+            env=child_env(), stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+
+    def call(method: str, path: str, body: str | None = None,
+             headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        conn = http.client.HTTPSConnection("localhost", port, context=context, timeout=10)
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                call("GET", "/healthz")
+                break
+            except OSError:
+                assert proc.running and time.monotonic() < deadline
+                time.sleep(0.2)
+        origin = f"https://localhost:{port}"
+        form = urllib.parse.urlencode({"access_key_id": account["AccessKeyId"],
+                                       "secret_access_key": account["SecretAccessKey"]})
+        resp = call("POST", "/console/signin", form, {
+            "Content-Type": "application/x-www-form-urlencoded", "Origin": origin,
+            "Sec-Fetch-Site": "same-origin"})  # fmt: skip
+        cookie = resp.headers["set-cookie"]
+        assert cookie.startswith("__Host-openkms_console=")
+        assert "; Secure" in cookie and "; Path=/;" in cookie and "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        pair = cookie.split(";", 1)[0]
+        assert call("GET", "/console/keys", headers={"Cookie": pair}).status == 200
+        # The same id under the plain-HTTP name is not read over TLS.
+        plain = "openkms_console=" + pair.split("=", 1)[1]
+        assert call("GET", "/console/keys", headers={"Cookie": plain}).status == 303
+    finally:
+        proc.stop()

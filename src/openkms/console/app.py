@@ -33,6 +33,8 @@ log = logging.getLogger("openkms.console")
 HERE = Path(__file__).parent
 PREFIX = "/console"
 _STATIC = HERE / "static"
+_ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
+_PRINTABLE = re.compile(r"[\x21-\x7e]{1,4096}")
 _STATIC_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -69,7 +71,7 @@ class ConsoleApp:
         if scope["type"] != "http" or not _is_console(scope["path"]):
             await self.inner(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = None if _declared_too_large(scope) else await _read_body(receive)
         if body is None:
             response = Response.text(413, "Request body too large.")
         else:
@@ -155,6 +157,15 @@ class ConsoleApp:
         )
         if not creds.access_key_id or not creds.secret_access_key:
             return self._signin_page(400, error="Enter an access key id and its secret.")
+        if not (
+            _ACCESS_KEY_ID.fullmatch(creds.access_key_id)
+            and _PRINTABLE.fullmatch(creds.secret_access_key)
+            and (creds.session_token is None or _PRINTABLE.fullmatch(creds.session_token))
+        ):
+            return self._signin_page(
+                400, error="That is not an access key pair: an access key id is 16 to 128 "
+                "letters and digits, a secret and a session token are printable ASCII."
+            )
         return await self._start_session(request, creds)
 
     async def signin_dev(self, request: Request) -> Response:
@@ -191,6 +202,16 @@ class ConsoleApp:
 
 def _is_console(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def _declared_too_large(scope: Message) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value) > MAX_FORM_BYTES
+            except ValueError:
+                return False
+    return False
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -73,13 +73,12 @@ class ApiClient:
             "X-Amz-Target": f"TrentService.{operation}",
         }
         status, payload, _ = await self._call(creds, origin, "kms", body, headers)
+        if status >= 300:
+            raise _json_error(payload, status)
         try:
             doc = json.loads(payload) if payload else {}
         except ValueError:
             doc = {}
-        if status >= 300:
-            code = str(doc.get("__type", "InternalFailure")).rsplit("#", 1)[-1]
-            raise ApiError(code, str(doc.get("message") or doc.get("Message") or ""), status)
         return doc if isinstance(doc, dict) else {}
 
     async def query(
@@ -90,7 +89,12 @@ class ApiClient:
         body = urlencode({"Action": action, "Version": version, **params}).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
         status, payload, _ = await self._call(creds, origin, service, body, headers)
-        root = ElementTree.fromstring(payload)  # noqa: S314 - our own server's answer
+        try:
+            root = ElementTree.fromstring(payload)  # noqa: S314 - our own server's answer
+        except ElementTree.ParseError:
+            # Refused before the Query API answered (a body limit, a cross-site refusal):
+            # the JSON error of the transport.
+            raise _json_error(payload, status) from None
         if status >= 300:
             code = _find_text(root, "Code") or "InternalFailure"
             raise ApiError(code, _find_text(root, "Message"), status)
@@ -149,6 +153,17 @@ class ApiClient:
 
         await self._app(scope, receive, send)
         return int(answer["status"]), bytes(answer["body"]), dict(answer["headers"])
+
+
+def _json_error(payload: bytes, status: int) -> ApiError:
+    try:
+        doc = json.loads(payload) if payload else {}
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    code = str(doc.get("__type", "InternalFailure")).rsplit("#", 1)[-1]
+    return ApiError(code, str(doc.get("message") or doc.get("Message") or ""), status)
 
 
 def _find_text(root: ElementTree.Element, name: str) -> str:

@@ -159,5 +159,8 @@ def _client(scope: MutableMapping[str, Any]) -> tuple[str, int]:
 
 
 def _first_values(text: str) -> dict[str, str]:
-    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+    try:
+        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+    except ValueError:  # more fields than any console form has: none of them is read
+        return {}
     return {name: values[0] for name, values in parsed.items()}
