@@ -8,14 +8,17 @@ is no API for it (AWS has CloudTrail's LookupEvents), so this view reads the log
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import functools
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from openkms.audit.chain import verify_files
+from openkms.audit.chain import VerifyReport, verify_files
 from openkms.audit.search import Filters, parse_time, search_files
 from openkms.console.client import USER_AGENT
 from openkms.console.web import Response
@@ -44,12 +47,47 @@ def audit_files(audit_path: str) -> list[Path]:
     )
 
 
+def _current(files: list[Path]) -> list[Path]:
+    """The files being written (``audit.log``, ``audit.w1.log``), not the rotated ones."""
+    return [f for f in files if not re.search(r"\.\d+$", f.name)]
+
+
+# The last verification, by (name, size, mtime) of every file: a page view that finds nothing
+# written since does not read the whole log again.
+_verified: dict[tuple[tuple[str, int, int], ...], VerifyReport] = {}
+
+
+def verify(files: list[Path]) -> VerifyReport:
+    stamp = tuple((str(f), *_size_mtime(f)) for f in files)
+    report = _verified.get(stamp)
+    if report is None:
+        report = verify_files(files)
+        _verified.clear()
+        _verified[stamp] = report
+    return report
+
+
+def _size_mtime(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
 def _records(
-    page: Page, filters: Filters, outcome: str, limit: int, *, skip_console_reads: bool = False
+    page: Page,
+    filters: Filters,
+    outcome: str,
+    limit: int,
+    *,
+    skip_console_reads: bool = False,
+    current_only: bool = False,
 ) -> list[dict[str, Any]]:
     account = page.session.account_id
     found: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
-    for line in search_files(audit_files(page.settings.audit_path), filters):
+    files = audit_files(page.settings.audit_path)
+    for line in search_files(_current(files) if current_only else files, filters):
         record = orjson.loads(line)
         if record.get("recipientAccountId") != account:
             continue
@@ -67,12 +105,18 @@ def _records(
     return sorted(found, key=lambda r: str(r.get("eventTime", "")), reverse=True)
 
 
-def recent_for_key(page: Page, arn: str, key_id: str) -> dict[str, Any]:
-    """The key's last 20 records, for the key page (root only), without the reads the console
-    made to draw its own pages."""
+async def recent_for_key(page: Page, arn: str, key_id: str) -> dict[str, Any]:
+    """The key's last 20 records in the files being written (not the rotated ones: a key page
+    must not read the whole history), for the key page (root only), without the reads the
+    console made to draw its own pages."""
     if not page.session.is_root:
         return {"denied": True}
-    records = _records(page, Filters(key=arn), "", 20, skip_console_reads=True)
+    # Reading files: on a thread, so that the worker's event loop serves everyone meanwhile.
+    records = await asyncio.to_thread(
+        functools.partial(
+            _records, page, Filters(key=arn), "", 20, skip_console_reads=True, current_only=True
+        )
+    )
     return {"records": records}
 
 
@@ -101,12 +145,14 @@ async def audit_page(page: Page) -> Response:
     )
     started = time.perf_counter()
     if error is None:
-        records = _records(
-            page, filters, values["outcome"], MAX_RESULTS,
-            skip_console_reads=values["reads"] != "all",
+        records = await asyncio.to_thread(
+            functools.partial(
+                _records, page, filters, values["outcome"], MAX_RESULTS,
+                skip_console_reads=values["reads"] != "all",
+            )
         )
     files = audit_files(page.settings.audit_path)
-    report = verify_files(files) if files else None
+    report = await asyncio.to_thread(verify, files) if files else None
     return page.render(
         "audit.html",
         values=values,

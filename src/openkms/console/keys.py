@@ -270,7 +270,7 @@ async def key_page(page: Page, *, status: int = 200, **extra: Any) -> Response:
     if meta.get("KeySpec") == "SYMMETRIC_DEFAULT" and meta.get("KeyManager") == "CUSTOMER":
         rotation = await _section(page, "GetKeyRotationStatus", {"KeyId": kid})
         rotations = await _section(page, "ListKeyRotations", {"KeyId": kid, "Limit": 100})
-    usage = recent_for_key(page, meta["Arn"], kid)
+    usage = await recent_for_key(page, meta["Arn"], kid)
     done = DONE.get(page.request.query.get("done", ""))
     return page.render(
         "keys_detail.html",
