@@ -1,5 +1,6 @@
-"""Keys: the list (server-side paging, search and filters), the key page and its actions, and
-the create-key flow. Every value shown comes from the API as the signed-in principal."""
+"""Keys: the list (server-side paging, search and filters) and the key page (its actions and
+the create-key flow are in ``key_forms``). Every value shown comes from the API as the
+signed-in principal."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ SCAN_PAGE = 50
 # A search or filter scans keys page by page for at most this long per request, then offers to
 # continue from where it stopped (so a rare match among 100,000 keys never hangs a request).
 SCAN_BUDGET_SECONDS = 1.5
-_KEY_ID = r"(?P<key_id>[A-Za-z0-9-]{1,64})"
+KEY_ID = r"(?P<key_id>[A-Za-z0-9-]{1,64})"
 
 SPEC_USAGES: tuple[tuple[str, str], ...] = (
     ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
@@ -243,7 +244,7 @@ def _exact_candidates(q: str) -> list[str]:
 
 
 # -- the key page ---------------------------------------------------------------------------------
-async def _section(page: Page, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+async def section(page: Page, operation: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         answer: dict[str, Any] = await page.kms(operation, params)
     except ApiError as exc:
@@ -261,15 +262,15 @@ async def key_page(page: Page, *, status: int = 200, **extra: Any) -> Response:
             error=f"{exc.code}: {exc.message}",
         )
     kid = meta["KeyId"]
-    aliases = await _section(page, "ListAliases", {"KeyId": kid, "Limit": 100})
-    tags = await _section(page, "ListResourceTags", {"KeyId": kid, "Limit": 50})
-    grants = await _section(page, "ListGrants", {"KeyId": kid, "Limit": 100})
-    policy = await _section(page, "GetKeyPolicy", {"KeyId": kid, "PolicyName": "default"})
+    aliases = await section(page, "ListAliases", {"KeyId": kid, "Limit": 100})
+    tags = await section(page, "ListResourceTags", {"KeyId": kid, "Limit": 50})
+    grants = await section(page, "ListGrants", {"KeyId": kid, "Limit": 100})
+    policy = await section(page, "GetKeyPolicy", {"KeyId": kid, "PolicyName": "default"})
     rotation: dict[str, Any] = {}
     rotations: dict[str, Any] = {}
     if meta.get("KeySpec") == "SYMMETRIC_DEFAULT" and meta.get("KeyManager") == "CUSTOMER":
-        rotation = await _section(page, "GetKeyRotationStatus", {"KeyId": kid})
-        rotations = await _section(page, "ListKeyRotations", {"KeyId": kid, "Limit": 100})
+        rotation = await section(page, "GetKeyRotationStatus", {"KeyId": kid})
+        rotations = await section(page, "ListKeyRotations", {"KeyId": kid, "Limit": 100})
     usage = await recent_for_key(page, meta["Arn"], kid)
     done = DONE.get(page.request.query.get("done", ""))
     return page.render(
@@ -290,130 +291,11 @@ async def key_page(page: Page, *, status: int = 200, **extra: Any) -> Response:
     )
 
 
-def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value or default)
-    except ValueError:
-        return default
-
-
-async def key_action(page: Page) -> Response:
-    key_id = page.params["key_id"]
-    action = page.params["action"]
-    form = page.request.form
-    call: tuple[str, dict[str, Any]]
-    if action == "policy":
-        call = ("PutKeyPolicy", {"KeyId": key_id, "PolicyName": "default",
-                                 "Policy": form.get("policy", "")})
-    elif action == "rotation-on":
-        call = ("EnableKeyRotation", {"KeyId": key_id,
-                                      "RotationPeriodInDays": _int(form.get("period"), 365)})
-    elif action == "rotation-off":
-        call = ("DisableKeyRotation", {"KeyId": key_id})
-    elif action == "rotate":
-        call = ("RotateKeyOnDemand", {"KeyId": key_id})
-    elif action == "schedule-deletion":
-        call = ("ScheduleKeyDeletion", {"KeyId": key_id,
-                                        "PendingWindowInDays": _int(form.get("days"), 30)})
-    elif action == "cancel-deletion":
-        call = ("CancelKeyDeletion", {"KeyId": key_id})
-    elif action == "enable":
-        call = ("EnableKey", {"KeyId": key_id})
-    elif action == "disable":
-        call = ("DisableKey", {"KeyId": key_id})
-    elif action == "description":
-        call = ("UpdateKeyDescription", {"KeyId": key_id,
-                                         "Description": form.get("description", "")})
-    elif action == "tag":
-        call = ("TagResource", {"KeyId": key_id, "Tags": [
-            {"TagKey": form.get("tag_key", ""), "TagValue": form.get("tag_value", "")}]})
-    elif action == "untag":
-        call = ("UntagResource", {"KeyId": key_id, "TagKeys": [form.get("tag_key", "")]})
-    elif action == "alias":
-        name = form.get("alias", "").strip()
-        call = ("CreateAlias", {"AliasName": name if name.startswith("alias/") else f"alias/{name}",
-                                "TargetKeyId": key_id})
-    elif action == "unalias":
-        call = ("DeleteAlias", {"AliasName": form.get("alias", "")})
-    elif action == "delete-material":
-        call = ("DeleteImportedKeyMaterial", {"KeyId": key_id})
-    elif action == "replicate":
-        call = ("ReplicateKey", {"KeyId": key_id, "ReplicaRegion": form.get("region", "")})
-    else:
-        return Response.text(404, "Not found.")
-    try:
-        await page.kms(*call)
-    except ApiError as exc:
-        extra: dict[str, Any] = {"error": f"{exc.code}: {exc.message}", "error_action": action}
-        if action == "policy":
-            extra["policy_draft"] = form.get("policy", "")
-        return await key_page(page, status=400, **extra)
-    return Response.redirect(f"/console/keys/{key_id}?done={action}")
-
-
-# -- creating a key -------------------------------------------------------------------------------
-def _new_form(page: Page, status: int = 200, **values: Any) -> Response:
-    return page.render(
-        "keys_new.html", status=status, spec_usages=SPEC_USAGES, origins=ORIGINS,
-        form=page.request.form, **values,
-    )
-
-
-async def new_key(page: Page) -> Response:
-    stores = await _section(page, "DescribeCustomKeyStores", {"Limit": 100})
-    return _new_form(page, stores=stores.get("CustomKeyStores", []))
-
-
-async def create_key(page: Page) -> Response:
-    form = page.request.form
-    spec, _, usage = form.get("spec_usage", "SYMMETRIC_DEFAULT:ENCRYPT_DECRYPT").partition(":")
-    params: dict[str, Any] = {"KeySpec": spec, "KeyUsage": usage}
-    if form.get("description"):
-        params["Description"] = form["description"]
-    origin = form.get("origin", "AWS_KMS")
-    if origin != "AWS_KMS":
-        params["Origin"] = origin
-    if form.get("multi_region") == "on":
-        params["MultiRegion"] = True
-    if form.get("custom_key_store_id"):
-        params["CustomKeyStoreId"] = form["custom_key_store_id"]
-    if form.get("xks_key_id"):
-        params["XksKeyId"] = form["xks_key_id"]
-    if form.get("policy", "").strip():
-        params["Policy"] = form["policy"]
-    tags = []
-    for line in form.get("tags", "").splitlines():
-        if line.strip():
-            key, _, value = line.partition("=")
-            tags.append({"TagKey": key.strip(), "TagValue": value.strip()})
-    if tags:
-        params["Tags"] = tags
-    try:
-        meta = (await page.kms("CreateKey", params))["KeyMetadata"]
-    except ApiError as exc:
-        return _new_form(page, status=400, error=f"{exc.code}: {exc.message}", stores=[])
-    alias = form.get("alias", "").strip()
-    if alias:
-        name = alias if alias.startswith("alias/") else f"alias/{alias}"
-        try:
-            await page.kms("CreateAlias", {"AliasName": name, "TargetKeyId": meta["KeyId"]})
-        except ApiError as exc:
-            page.params["key_id"] = meta["KeyId"]
-            return await key_page(
-                page, status=400, error=f"The key was created, but not its alias: "
-                f"{exc.code}: {exc.message}",
-            )
-    return Response.redirect(f"/console/keys/{meta['KeyId']}?done=created")
-
-
 async def key_view(page: Page) -> Response:
     return await key_page(page)
 
 
 ROUTES = (
     ("GET", "/keys", list_keys),
-    ("GET", "/keys/new", new_key),
-    ("POST", "/keys/new", create_key),
-    ("GET", f"/keys/{_KEY_ID}", key_view),
-    ("POST", f"/keys/{_KEY_ID}/(?P<action>[a-z-]{{1,32}})", key_action),
+    ("GET", f"/keys/(?!new$){KEY_ID}", key_view),
 )
