@@ -5,6 +5,8 @@ VENV ?= .venv
 PURE_VENV ?= .venv-pure
 PORT ?= 4566
 DATA_DIR ?= ./.openkms
+# --dist loadgroup: tests marked xdist_group (the console's browser tests, which build on each
+# other in one browser) stay on one worker; the rest are spread as before.
 # The builds `make test` runs the whole suite against: the mypyc-compiled request path (what
 # `make run` serves) and the same sources as plain Python. `make test BUILDS=compiled` for one.
 BUILDS ?= compiled pure
@@ -39,12 +41,13 @@ test: $(addprefix test-,$(BUILDS))
 test-compiled: $(STAMP)
 	bash scripts/ensure-test-deps.sh
 	@echo "== the whole suite, compiled build ($(VENV)) =="
-	OPENKMS_TEST_BUILD=compiled $(BIN)/python -m pytest -n auto -q $(PYTEST_ARGS)
+	OPENKMS_TEST_BUILD=compiled $(BIN)/python -m pytest -n auto --dist loadgroup -q $(PYTEST_ARGS)
 
 test-pure: install-pure
 	bash scripts/ensure-test-deps.sh
 	@echo "== the whole suite, plain-Python build ($(PURE_VENV)) =="
-	OPENKMS_TEST_BUILD=pure $(PURE_VENV)/bin/python -m pytest -n auto -q -p no:cacheprovider \
+	OPENKMS_TEST_BUILD=pure $(PURE_VENV)/bin/python -m pytest -n auto --dist loadgroup -q \
+		-p no:cacheprovider \
 		$(PYTEST_ARGS)
 
 lint: $(STAMP)

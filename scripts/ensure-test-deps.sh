@@ -2,7 +2,8 @@
 # Installs the system packages the tests drive for real, from the distribution's registry, when
 # they are missing: SoftHSM2 (PKCS#11), PostgreSQL's server binaries (initdb, pg_ctl: the tests
 # start throwaway clusters of their own and never rely on a server the machine happens to run),
-# nginx and HAProxy (deploy/'s configurations), OpenSSL.
+# nginx and HAProxy (deploy/'s configurations), OpenSSL, Chromium (the console's browser tests
+# drive it with Playwright for Python, from the dev lock, pointed at /usr/bin/chromium).
 #
 # On a developer's machine where they cannot be installed (not root, no apt-get), the tests
 # that need them skip, loudly. Under CI (CI=true) that is a failure, here and in the tests
@@ -31,6 +32,7 @@ have_postgres || missing+=(postgresql)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {
@@ -59,4 +61,5 @@ rm -f "$log"
 # The Debian package starts a cluster of its own; the tests never use it.
 have_postgres || fail "postgresql was installed but initdb/pg_ctl are not found"
 have_softhsm || fail "softhsm2 was installed but softhsm2-util or its module is not found"
+[ -x /usr/bin/chromium ] || fail "chromium was installed but /usr/bin/chromium is not found"
 exit 0

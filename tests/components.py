@@ -19,7 +19,7 @@ import pytest
 
 HEADLINE = frozenset(
     {"softhsm2", "postgresql", "aws-encryption-sdk", "nginx", "haproxy", "custom-key-store",
-     "sigv4-vectors"}
+     "sigv4-vectors", "chromium"}
 )
 
 

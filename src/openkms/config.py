@@ -148,6 +148,10 @@ class Settings:
     # Caller-chosen strings: an encryption context's keys and values, all together, in
     # characters (AWS documents no number; see docs/configuration.md).
     max_encryption_context_chars: int = 8192
+    # The web console at /console/ on the service port (docs/console.md); ``--no-console`` or
+    # ``console_enabled = false`` turns it off. A console session lasts this long at most.
+    console_enabled: bool = True
+    console_session_seconds: int = 3600
 
     def resolved_workers(self) -> int:
         """The worker count to start: ``workers``, or for 0 one per usable CPU (capped at
@@ -257,6 +261,8 @@ class Settings:
             raise SettingsError("max_connections: must be at least 1")
         if not 64 <= self.max_encryption_context_chars <= 1024 * 1024:
             raise SettingsError("max_encryption_context_chars: from 64 to 1048576")
+        if not 1 <= self.console_session_seconds <= 43200:
+            raise SettingsError("console_session_seconds: from 1 to 43200")
 
     def region_set(self) -> frozenset[str]:
         """The Regions a credential scope may name."""
@@ -573,6 +579,8 @@ def read_rotation_functions(path: str | Path) -> dict[str, RotationFunction]:
 
 # --- Configuration file and environment -----------------------------------------------------------
 ENV_CONFIG = "OPENKMS_CONFIG"
+# Written to dev.env by `openkms serve --dev` (the one-time console sign-in link), never read.
+ENV_CONSOLE_URL = "OPENKMS_CONSOLE_URL"
 ENV_PREFIX = "OPENKMS_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LOG_FORMATS = ("text", "json")

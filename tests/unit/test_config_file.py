@@ -315,6 +315,8 @@ DOCUMENTED = (
     "log_format",
     "shutdown_timeout_seconds",
     "runtime_dir",
+    "console_enabled",
+    "console_session_seconds",
 )
 
 

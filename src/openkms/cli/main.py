@@ -76,6 +76,7 @@ _OVERRIDES = {
     "shutdown_timeout": "shutdown_timeout_seconds",
     "runtime_dir": "runtime_dir",
     "sealed": "sealed",
+    "console": "console_enabled",
 }
 
 
@@ -114,7 +115,11 @@ def _bootstrap_dev(settings: Settings, endpoint: str) -> Path:
         check_root(storage, root)
         if env_file.exists() and storage.list_accounts():
             text = env_file.read_text()
-            lines = [ln for ln in text.splitlines() if not ln.startswith("export AWS_ENDPOINT_URL")]
+            lines = [
+                ln
+                for ln in text.splitlines()
+                if not ln.startswith(("export AWS_ENDPOINT_URL", "export OPENKMS_CONSOLE_URL"))
+            ]
             lines.append(f"export AWS_ENDPOINT_URL_KMS={endpoint}")
             lines.append(f"export AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint}")
             _write_private(env_file, "\n".join(lines) + "\n")
@@ -126,6 +131,34 @@ def _bootstrap_dev(settings: Settings, endpoint: str) -> Path:
         return env_file
     finally:
         storage.close()
+
+
+def _dev_console_link(settings: Settings, env_file: Path, endpoint: str) -> str:
+    """A one-time console sign-in link for the dev account, also written to dev.env as
+    OPENKMS_CONSOLE_URL (each start makes a new one; the old one stops working once used)."""
+    from openkms.console.client import Creds
+    from openkms.console.sessions import SessionStore
+
+    values = {}
+    for line in env_file.read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        values[name.strip()] = value.strip()
+    creds = Creds(
+        values.get("AWS_ACCESS_KEY_ID") or "AKIAOPENKMSCONSOLEDEV",
+        values.get("AWS_SECRET_ACCESS_KEY") or "any-secret-accept-any-credentials",
+    )
+    storage = open_storage(settings)
+    try:
+        token = SessionStore(storage, settings.console_session_seconds).create_devlink(
+            creds, time.time()
+        )
+    finally:
+        storage.close()
+    url = f"{endpoint}/console/signin/dev?token={token}"
+    lines = [ln for ln in env_file.read_text().splitlines() if "OPENKMS_CONSOLE_URL=" not in ln]
+    lines.append(f"export OPENKMS_CONSOLE_URL='{url}'")
+    _write_private(env_file, "\n".join(lines) + "\n")
+    return url
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -158,6 +191,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  source {env_file}\n", flush=True)
         print(env_file.read_text(), flush=True)
         print("  aws kms create-key --description 'my first key'\n", flush=True)
+        if settings.console_enabled:
+            console_url = _dev_console_link(settings, env_file, endpoint)
+            print(f"Console (a one-time sign-in link):\n\n  {console_url}\n", flush=True)
     else:
         storage = open_storage(settings)
         try:
@@ -189,7 +225,8 @@ def _run_server(settings: Settings) -> int:
     from openkms.http.protocol import CoalescingHttpToolsProtocol
 
     config = uvicorn.Config(
-        "openkms.http.app:app_from_env",
+        # The API application, with the console in front of it unless settings turn it off.
+        "openkms.console.server:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -393,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--metrics", action=argparse.BooleanOptionalAction, default=None, help="GET /metrics"
+    )
+    serve.add_argument(
+        "--console",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the web console at /console/ (default on; --no-console turns it off)",
     )
     serve.add_argument("--metrics-port", type=int, help="serve /metrics on its own port")
     serve.add_argument(

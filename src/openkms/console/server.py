@@ -1,0 +1,20 @@
+"""The uvicorn factory ``openkms serve`` runs in each worker: the API application, with the
+console in front of it unless the settings turn the console off."""
+
+from __future__ import annotations
+
+import gc
+
+from openkms.config import settings_from_env
+from openkms.console.app import ConsoleApp
+from openkms.http.app import OpenKMSApp, create_app
+
+
+def app_from_env() -> ConsoleApp | OpenKMSApp:
+    settings = settings_from_env()
+    inner = create_app(settings)
+    app: ConsoleApp | OpenKMSApp = ConsoleApp(inner) if settings.console_enabled else inner
+    # As openkms.http.app.app_from_env: what is loaded by now lives as long as the worker.
+    gc.collect()
+    gc.freeze()
+    return app
