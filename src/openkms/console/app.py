@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from openkms.console import audit_view, filters, iam_view, key_forms, keys, overview
+from openkms.console import audit_view, filters, iam_view, key_forms, keys, overview, secrets
 from openkms.console.client import ApiClient, ApiError, Creds, Origin, text_of
 from openkms.console.page import Page
 from openkms.console.sessions import SessionStore
@@ -62,7 +62,7 @@ class ConsoleApp:
         )
         filters.install(self.templates)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (key_forms, keys, audit_view, overview, iam_view):
+        for module in (key_forms, keys, secrets, audit_view, overview, iam_view):
             for method, pattern, handler in module.ROUTES:
                 self.routes.append((method, re.compile(f"^{PREFIX}{pattern}$"), handler))
 

@@ -67,12 +67,25 @@ class ApiClient:
     async def kms(
         self, creds: Creds, origin: Origin, operation: str, params: dict[str, Any]
     ) -> dict[str, Any]:
+        return await self._json(creds, origin, "kms", f"TrentService.{operation}", params)
+
+    async def secrets(
+        self, creds: Creds, origin: Origin, operation: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A Secrets Manager call (JSON 1.1, signed for ``secretsmanager``)."""
+        return await self._json(
+            creds, origin, "secretsmanager", f"secretsmanager.{operation}", params
+        )
+
+    async def _json(
+        self, creds: Creds, origin: Origin, service: str, target: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
         body = json.dumps(params).encode()
         headers = {
             "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"TrentService.{operation}",
+            "X-Amz-Target": target,
         }
-        status, payload, _ = await self._call(creds, origin, "kms", body, headers)
+        status, payload, _ = await self._call(creds, origin, service, body, headers)
         if status >= 300:
             raise _json_error(payload, status)
         try:

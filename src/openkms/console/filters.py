@@ -6,11 +6,11 @@ import json
 import time
 from typing import Any
 
-from jinja2 import Environment
+from jinja2 import Environment, Undefined
 
 
 def when(value: Any) -> str:
-    if value in (None, ""):
+    if isinstance(value, Undefined) or value in (None, ""):
         return ""
     try:
         epoch = float(value)

@@ -43,6 +43,13 @@ class Page:
             self.session.creds, self.origin, operation, params or {}
         )
 
+    async def secrets(
+        self, operation: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await self.api.secrets(
+            self.session.creds, self.origin, operation, params or {}
+        )
+
     async def query(self, service: str, action: str, params: dict[str, str] | None = None) -> Any:
         return await self.api.query(
             self.session.creds, self.origin, service, action, params or {}
