@@ -361,6 +361,43 @@ def test_iam_page(page: Any, console: ConsoleServer, shots: Path) -> None:
     shot(page, shots, "iam")
 
 
+def test_secrets_create_find_reveal_and_delete(
+    page: Any, console: ConsoleServer, shots: Path
+) -> None:
+    """A secret stored through the form, found by tag, its value hidden until the click (and not
+    cached: going back shows the hidden page again), then deleted and restored."""
+    name = f"prod/payments-{uuid.uuid4().hex[:6]}"
+    value = json.dumps({"username": "app", "password": uuid.uuid4().hex})
+    page.goto(console.base + "/secrets/new")
+    page.fill("#name", name)
+    page.fill("#description", "Payments database credentials")
+    page.fill("#value", value)
+    page.fill("#tags", "team=payments\nenv=prod")
+    page.click("#create")
+    assert "The secret was created." in page.locator(".flash.ok").inner_text()
+    sm = client(console.server, "secretsmanager")
+    sm.put_secret_value(SecretId=name, SecretString=value.replace("app", "app2"))
+    page.goto(console.base + "/secrets?field=tag-value&q=paym")
+    assert name in page.locator("#secrets").inner_text()
+    shot(page, shots, "secrets")
+    page.click(f"text={name}")
+    assert page.locator("#secret-name").inner_text() == name
+    assert "app2" not in page.content()
+    with page.expect_response(lambda r: r.url.endswith("/console/secrets/reveal")) as answer:
+        page.click("#reveal")
+    assert answer.value.headers["cache-control"] == "no-store"
+    assert json.loads(page.locator("#secret-value").inner_text())["username"] == "app2"
+    assert "AWSPREVIOUS" in page.locator("#versions").inner_text()
+    shot(page, shots, "secret")
+    page.goto(console.base + "/secrets/secret?id=" + name)
+    assert "app2" not in page.content()
+    page.fill("#days", "7")
+    page.click("#do-delete")
+    assert "scheduled for deletion" in page.locator(".flash.ok").inner_text()
+    page.click("#do-restore")
+    assert "The secret was restored." in page.locator(".flash.ok").inner_text()
+
+
 def test_a_session_expires(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     short = start_dev_server(
         tmp_path_factory.mktemp("console-expiry"), "--config", str(_short_session_config(
