@@ -74,13 +74,17 @@ def signed_in(console: ConsoleServer) -> Browserless:
 
 
 PAGES = ("/console/", "/console/overview", "/console/keys", "/console/keys/new",
-         "/console/audit", "/console/iam", "/console/keys/{key}")
+         "/console/audit", "/console/iam", "/console/keys/{key}", "/console/secrets",
+         "/console/secrets/new", "/console/secrets/secret?id=x")
+SECRET_ACTIONS = ("new", "reveal", "put-value", "description", "tag", "untag", "delete",
+                  "restore", "policy", "delete-policy", "rotate", "cancel-rotation")
 KEY_ACTIONS = ("policy", "rotation-on", "rotation-off", "rotate", "schedule-deletion",
                "cancel-deletion", "enable", "disable", "description", "tag", "untag", "alias",
                "unalias", "delete-material", "replicate")
 ACTIONS = ("/console/keys/new", "/console/signout", "/console/iam/create-user",
            "/console/iam/delete-user", "/console/iam/create-key",
-           *(f"/console/keys/{{key}}/{a}" for a in KEY_ACTIONS))
+           *(f"/console/keys/{{key}}/{a}" for a in KEY_ACTIONS),
+           *(f"/console/secrets/{a}" for a in SECRET_ACTIONS))
 
 
 def test_every_console_url_needs_a_session(console: ConsoleServer, key_id: str) -> None:
@@ -110,7 +114,8 @@ def test_cookie_flags_and_security_headers(console: ConsoleServer) -> None:
     assert "SameSite=Strict" in cookie and "Path=/console" in cookie
     assert "secure" not in flags  # plain HTTP on loopback: a Secure cookie would not come back
     for path in ("/console/signin", "/console/keys", "/console/keys/new", "/console/audit",
-                 "/console/iam", "/console/overview", "/console/nothing-here"):
+                 "/console/iam", "/console/overview", "/console/nothing-here",
+                 "/console/secrets", "/console/secrets/new"):
         answer = browser.get(path)
         csp = answer.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, path

@@ -16,6 +16,7 @@ import pytest
 
 from tests.console.support import Browserless, ConsoleServer, start_dev_server
 from tests.security.support import client, new_user
+from tests.security.test_console_attacks import inline_code
 
 pytestmark = pytest.mark.xdist_group("console-secrets")  # one server, one worker
 
@@ -62,6 +63,8 @@ def test_the_value_is_not_on_the_page_until_revealed(console: ConsoleServer, arn
     assert shown.status == 200
     assert f'id="secret-value">{VALUE}</pre>' in shown.body
     assert shown.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in shown.headers["content-security-policy"]
+    assert inline_code(shown.body) == [] and inline_code(page.body) == []
     # Reloading the page (a GET) hides it again.
     assert VALUE not in browser.get(_secret_page(arn)).body
 
@@ -117,7 +120,7 @@ def test_a_principal_without_get_secret_value_sees_access_denied(
     # Nor can it store a new value or delete the secret.
     for action in ("put-value", "delete"):
         answer = browser.post(f"/console/secrets/{action}",
-                              {"csrf": token, "secret_id": arn, "value": "x"})
+                              {"csrf": token, "secret_id": arn, "value": "x", "days": "7"})
         assert answer.status == 400 and "AccessDeniedException" in answer.body
     sm = client(console.server, "secretsmanager")
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == VALUE
@@ -205,3 +208,31 @@ def test_the_value_is_in_no_log_or_audit_file_and_the_reveal_is_audited(
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert VALUE.encode() not in path.read_bytes(), path
+
+
+def test_malformed_requests_get_an_answer_never_a_500(console: ConsoleServer, arn: str) -> None:
+    browser = signed_in(console)
+    token = browser.csrf("/console/secrets")
+    answers = [
+        browser.get("/console/secrets?next=not-a-token&field=nope&q=" + "x" * 5000),
+        browser.get("/console/secrets/secret?id=" + "%00" * 10),
+        browser.get("/console/secrets/secret?id=" + "a" * 3000),
+        browser.get("/console/secrets/secret"),
+        browser.post("/console/secrets/reveal", {"csrf": token, "secret_id": ""}),
+        browser.post("/console/secrets/reveal", {"csrf": token, "secret_id": arn,
+                                                 "version_id": "../../x"}),
+        browser.post("/console/secrets/reveal", {"csrf": token, "secret_id": arn,
+                                                 "version_stage": "\u0000" * 300}),
+        browser.post("/console/secrets/delete", {"csrf": token, "secret_id": arn,
+                                                 "days": "many"}),
+        browser.post("/console/secrets/tag", {"csrf": token, "secret_id": arn}),
+        browser.post("/console/secrets/policy", {"csrf": token, "secret_id": arn,
+                                                 "policy": "{not json"}),
+        browser.post("/console/secrets/new", {"csrf": token}),
+        browser.post("/console/secrets/nothing", {"csrf": token, "secret_id": arn}),
+    ]
+    for answer in answers:
+        assert answer.status in (200, 303, 400, 404), (answer.status, answer.body[:300])
+        assert VALUE not in answer.body
+    sm = client(console.server, "secretsmanager")
+    assert "DeletedDate" not in sm.describe_secret(SecretId=arn)

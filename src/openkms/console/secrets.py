@@ -41,11 +41,8 @@ def secret_url(secret_id: str, **extra: str) -> str:
     return "/console/secrets/secret?" + urlencode({"id": secret_id, **extra})
 
 
-def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value or default)
-    except ValueError:
-        return default
+class FormError(Exception):
+    """A form field the console cannot turn into an API parameter (shown, nothing is called)."""
 
 
 # -- the list -------------------------------------------------------------------------------------
@@ -186,7 +183,11 @@ def _call_for(action: str, secret_id: str, form: dict[str, str]) -> tuple[str, d
     if action == "untag":
         return "UntagResource", {**sid, "TagKeys": [form.get("tag_key", "")]}
     if action == "delete":
-        return "DeleteSecret", {**sid, "RecoveryWindowInDays": _int(form.get("days"), 30)}
+        # Never a default for a destructive call: a window that is not a number is refused.
+        days = form.get("days", "").strip()
+        if not days.isdigit() or len(days) > 4:
+            raise FormError("The recovery window must be a whole number of days (7 to 30).")
+        return "DeleteSecret", {**sid, "RecoveryWindowInDays": int(days)}
     if action == "restore":
         return "RestoreSecret", sid
     if action == "policy":
@@ -208,6 +209,9 @@ async def secret_action(page: Page) -> Response:
         call = _call_for(action, secret_id, form)
     except KeyError:
         return Response.text(404, "Not found.")
+    except FormError as exc:
+        return await secret_page(page, secret_id, status=400, error=str(exc),
+                                 error_action=action)
     try:
         await page.secrets(*call)
     except ApiError as exc:
