@@ -167,6 +167,11 @@ def test_create_put_delete_and_restore_through_the_console(console: ConsoleServe
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == "second"
     page = browser.get(_secret_page(arn)).body
     assert "AWSPREVIOUS" in page and "AWSCURRENT" in page and "second" not in page
+    previous = sm.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["VersionId"]
+    assert f'id="reveal-{previous}"' in page and "first" not in page
+    shown = browser.post("/console/secrets/reveal",
+                         {"csrf": token, "secret_id": arn, "version_id": previous})
+    assert 'id="secret-value">first</pre>' in shown.body
     assert browser.post("/console/secrets/delete",
                         {"csrf": token, "secret_id": arn, "days": "7"}).status == 303
     assert "DeletedDate" in sm.describe_secret(SecretId=arn)
