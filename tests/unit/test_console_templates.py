@@ -10,7 +10,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from openkms.console import filters
 from openkms.console.app import HERE
 
-
 ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:a-AbCdEf"
 
 
