@@ -1,8 +1,9 @@
 """`make model-drift`: what a newer botocore changes in the AWS models openkms vendors.
 
-openkms serves KMS, IAM and STS from models vendored out of one botocore release (the one
-requirements/constraints.txt holds, named in each model's metadata.openkms_source); the tests
-compare them with the installed, locked botocore, never with the newest. This reports what a
+openkms serves KMS, IAM, STS and Secrets Manager from models vendored out of one botocore
+release (the one requirements/constraints.txt holds, named in each model's
+metadata.openkms_source); the tests compare them with the installed, locked botocore, never
+with the newest. This reports what a
 given (default: the newest) botocore release adds, removes or changes, operation by operation
 and shape by shape, so that following AWS is a deliberate act:
 
@@ -31,6 +32,10 @@ MODELS = {
     "kms": ("2014-11-01", ROOT / "src/openkms/protocol/data/kms-2014-11-01.json"),
     "iam": ("2010-05-08", ROOT / "src/openkms/iam/data/iam-2010-05-08.json"),
     "sts": ("2011-06-15", ROOT / "src/openkms/iam/data/sts-2011-06-15.json"),
+    "secretsmanager": (
+        "2017-10-17",
+        ROOT / "src/openkms/secretsmanager/data/secretsmanager-2017-10-17.json",
+    ),
 }
 UNVENDORED = ("documentation", "documentationUrl", "examples")
 

@@ -43,3 +43,7 @@ class RequestContext:
     resolved: dict[str, Any] = field(default_factory=dict)
     # Resources the operation touched, for the audit record.
     resources: list[str] = field(default_factory=list)
+    # The AWS service that makes this KMS request on the caller's behalf
+    # ("secretsmanager.<region>.amazonaws.com"): kms:ViaService, aws:ViaAWSService, and the
+    # audit record's invokedBy. None for a request the caller made itself.
+    via_service: str | None = None

@@ -64,7 +64,7 @@ log = logging.getLogger("openkms.http")
 
 _JSON_TYPE = b"application/x-amz-json-1.1"
 _TARGET_PREFIX = TARGET_PREFIX + "."
-_SERVICES = frozenset({"kms", "iam", "sts"})
+_SERVICES = frozenset({"kms", "iam", "sts", "secretsmanager"})
 # Requests that run on a thread beside the event loop, one at a time, so that the loop keeps
 # serving everyone else (/healthz, cached cryptographic operations) meanwhile:
 # * operations that may generate an RSA key (over a second for RSA_4096; pyca releases the GIL
@@ -247,6 +247,8 @@ class OpenKMSApp:
             log.info("rotated key %s on its automatic schedule", arn)
         for arn in report.expired:
             log.info("imported key material of %s expired and was deleted", arn)
+        for arn in report.secrets_deleted:
+            log.info("deleted secret %s at the end of its recovery window", arn)
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -346,6 +348,8 @@ class OpenKMSApp:
         error: OpenKMSError | None = None
         try:
             ctx, service, operation = self._authenticate(scope, body, request_id)
+            if service == "secretsmanager":
+                return self._secrets_api(ctx, scope, body)
             if service != "kms":
                 return self._query_api(service, ctx, scope, body)
             handler = handler_for(operation)
@@ -362,6 +366,8 @@ class OpenKMSApp:
             log.exception("unexpected failure (request %s)", request_id)
             error = KMSInternalException("")
         query_service = _scope_service(scope)
+        if ctx is None and query_service == "secretsmanager":
+            return self._secrets_error(scope, request_id, error)
         if ctx is None and query_service in ("iam", "sts"):
             # Refused before IAM/STS dispatch (authentication): their XML, their codes.
             return self._query_error(query_service, scope, body, request_id, error)
@@ -574,6 +580,67 @@ class OpenKMSApp:
             status, payload, error_type = render_error(service, failure, ctx.request_id)
         return status, payload, error_type, b"text/xml"
 
+    def _secrets_api(
+        self, ctx: RequestContext, scope: Scope, body: bytes
+    ) -> tuple[int, bytes, str | None, bytes]:
+        """Secrets Manager (JSON 1.1, ``openkms.secretsmanager``), served on the same port and
+        audited (eventSource secretsmanager.amazonaws.com)."""
+        from openkms.secretsmanager.audit import secrets_record
+        from openkms.secretsmanager.deps import SecretsDeps
+        from openkms.secretsmanager.dispatch import handle, render_error
+
+        deps = SecretsDeps(
+            storage=self.runtime.storage,
+            runtime=self.runtime,
+            clock=self.runtime.clock,
+            partition=self.settings.partition,
+            audit=None if self.audit is None else self.audit.write,
+        )
+        outcome = handle(deps, ctx, _header(scope, b"x-amz-target"), body)
+        error = outcome.error
+        if self.audit is not None:
+            try:
+                self.audit.write(
+                    secrets_record(
+                        ctx,
+                        outcome.params,
+                        outcome.result,
+                        None if error is None else error.code,
+                        None if error is None else error.message,
+                    )
+                )
+            except Exception:  # never answered unaudited (fail closed)
+                log.exception("audit record could not be written (request %s)", ctx.request_id)
+                self._audit_failed(ctx.request_id)
+                failure = KMSInternalException("The request could not be audited; retry.")
+                status, payload, failed_code = render_error(failure)
+                return status, payload, failed_code, _JSON_TYPE
+        return outcome.status, outcome.payload, None if error is None else error.code, _JSON_TYPE
+
+    def _secrets_error(
+        self, scope: Scope, request_id: str, error: OpenKMSError | None
+    ) -> tuple[int, bytes, str | None, bytes]:
+        """A Secrets Manager request refused before dispatch (authentication), in its shape."""
+        from openkms.secretsmanager.dispatch import operation_of, render_error
+
+        status, payload, code = render_error(error or KMSInternalException(""))
+        if error is not None:
+            try:
+                self._audit_unauthenticated(
+                    scope,
+                    request_id,
+                    error,
+                    code,
+                    "secretsmanager",
+                    lambda: operation_of(_header(scope, b"x-amz-target")),
+                )
+            except AuditWriteError:
+                self._audit_failed(request_id)
+                status, payload, code = render_error(
+                    KMSInternalException("The request could not be audited; retry.")
+                )
+        return status, payload, code, _JSON_TYPE
+
     def _authenticate(
         self, scope: Scope, body: bytes, request_id: str
     ) -> tuple[RequestContext, str, str]:
@@ -742,7 +809,12 @@ def _off_loop(scope: Scope) -> bool:
     operation = _target_operation(scope)
     if operation:
         return operation in _OFF_LOOP
-    return _scope_service(scope) in ("iam", "sts")
+    service = _scope_service(scope)
+    if service == "secretsmanager":
+        from openkms.secretsmanager.dispatch import runs_off_loop
+
+        return runs_off_loop(_header(scope, b"x-amz-target"))
+    return service in ("iam", "sts")
 
 
 def _credential_key_id(scope: Scope) -> str:

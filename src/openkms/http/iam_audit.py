@@ -28,7 +28,13 @@ from openkms.audit.redaction import camel, cloudtrail_date
 
 __all__ = ["EVENT_SOURCES", "iam_read_only", "redact_query"]
 
-EVENT_SOURCES: Final = {"iam": "iam.amazonaws.com", "sts": "sts.amazonaws.com"}
+EVENT_SOURCES: Final = {
+    "iam": "iam.amazonaws.com",
+    "sts": "sts.amazonaws.com",
+    # Only the records of requests refused before dispatch (openkms.secretsmanager.audit
+    # writes the others).
+    "secretsmanager": "secretsmanager.amazonaws.com",
+}
 _FRAGMENTS: Final = ("Secret", "Password", "Token", "PrivateKey")
 _MODEL_FILES: Final = {"iam": "iam-2010-05-08.json", "sts": "sts-2011-06-15.json"}
 _CREDENTIALS_KEPT: Final = ("AccessKeyId", "Expiration")

@@ -38,7 +38,7 @@ from typing import Any, Final
 from openkms.errors import SerializationException, UnknownOperationException, ValidationException
 from openkms.protocol import model
 
-__all__ = ["compile_java_pattern", "validate_input"]
+__all__ = ["ModelValidator", "compile_java_pattern", "validate_input"]
 
 # --- Coral's deserializer messages ---------------------------------------------------------------
 _START_OF_LIST: Final = "Start of list found where not expected"
@@ -694,7 +694,35 @@ def validate_input(operation: str, params: object) -> dict[str, Any]:
     SerializationException for a body that is not a JSON object or a member of the wrong JSON
     type / undecodable base64 / bad timestamp, and ValidationException for constraint failures.
     """
-    root = (_roots or _compiled()).get(operation)
+    return _validate(_roots or _compiled(), operation, params)
+
+
+class ModelValidator:
+    """``validate_input`` for another JSON 1.1 service model (Secrets Manager): the same nodes,
+    wording and rules, compiled from that model's shapes at first use."""
+
+    def __init__(self, service_model: dict[str, Any]) -> None:
+        self._model = service_model
+        self._roots: dict[str, _Structure] | None = None
+
+    def _compile(self) -> dict[str, _Structure]:
+        compiler = _Compiler(self._model["shapes"])
+        roots: dict[str, _Structure] = {}
+        for operation, spec in self._model["operations"].items():
+            shape = spec.get("input")
+            node = _EMPTY_INPUT if shape is None else compiler.node(shape["shape"])
+            if not isinstance(node, _Structure):
+                raise ValueError(f"input of {operation} is not a structure")
+            roots[operation] = node
+        self._roots = roots
+        return roots
+
+    def validate(self, operation: str, params: object) -> dict[str, Any]:
+        return _validate(self._roots or self._compile(), operation, params)
+
+
+def _validate(roots: dict[str, _Structure], operation: str, params: object) -> dict[str, Any]:
+    root = roots.get(operation)
     if root is None:
         raise UnknownOperationException("")
     if type(params) is not dict:

@@ -279,7 +279,9 @@ _SIMPLE: dict[str, Callable[[ConditionKeys], Values | None]] = {
     "aws:userid": lambda k: (k._ctx.principal.user_id,),
     "aws:username": _username,
     "aws:principalisawsservice": lambda k: ("false",),
-    "aws:viaawsservice": lambda k: ("false",),
+    # Set when a service (Secrets Manager) makes the request on the caller's behalf.
+    "aws:viaawsservice": lambda k: ("true" if k._ctx.via_service else "false",),
+    "kms:viaservice": lambda k: (k._ctx.via_service,) if k._ctx.via_service else None,
     "aws:resourceaccount": lambda k: (
         (k._key.account_id,) if k._key is not None else (k._ctx.principal.account_id,)
     ),

@@ -1,12 +1,12 @@
-"""The scheduler: due deletions, due automatic rotations and expired imported material,
-driven by an injectable time.
+"""The scheduler: due deletions, due automatic rotations and expired imported material (and
+Secrets Manager's due deletions and rotations), driven by an injectable time.
 
 Every job re-checks its key inside its own transaction, so several processes may run the
 scheduler against one database: a due job is done once, and a repeat finds nothing to do."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openkms.service.imports import expire_material
 from openkms.service.keys import purge_due_keys
@@ -20,14 +20,20 @@ class SchedulerReport:
     rotated: list[str]
     expired: list[str]
     sessions_purged: int = 0
+    secrets_deleted: list[str] = field(default_factory=list)
+    secrets_rotated: list[str] = field(default_factory=list)
 
 
 def run_once(rt: Runtime, now: float) -> SchedulerReport:
     from openkms.iam.sessions import purge_expired
+    from openkms.secretsmanager.schedule import run_due
 
+    secrets_deleted, secrets_rotated = run_due(rt, now)
     return SchedulerReport(
         deleted=purge_due_keys(rt, now),
         rotated=run_due_rotations(rt, now),
         expired=expire_material(rt, now),
         sessions_purged=purge_expired(rt.storage, now),
+        secrets_deleted=secrets_deleted,
+        secrets_rotated=secrets_rotated,
     )

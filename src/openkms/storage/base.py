@@ -18,6 +18,7 @@ from openkms.storage.records import (
     KeyUsage,
     MaterialRecord,
 )
+from openkms.storage.secrets import SecretStore
 
 
 class StorageError(Exception):
@@ -32,7 +33,7 @@ class StorageUnavailable(StorageError):
     """The database cannot be reached or failed; the request may be retried."""
 
 
-class Storage(Protocol):
+class Storage(SecretStore, Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
@@ -152,8 +153,8 @@ class Storage(Protocol):
 
     # -- maintenance -------------------------------------------------------------------------
     def reset_kms_data(self) -> None:
-        """Deletes every key, material, alias, tag and ``kms-*`` document (accounts, access keys
-        and IAM stay)."""
+        """Deletes every key, material, alias, tag, ``kms-*`` document and secret (accounts,
+        access keys and IAM stay)."""
         ...
 
     def iter_wrapped_secrets(self) -> Iterator[tuple[str, bytes]]:

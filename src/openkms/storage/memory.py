@@ -10,6 +10,7 @@ from typing import Any
 
 from openkms.domain.key import KeyRecord
 from openkms.storage.base import StorageConflict
+from openkms.storage.memory_secrets import MemorySecretStore
 from openkms.storage.records import (
     AccessKeyRecord,
     AccountRecord,
@@ -19,7 +20,7 @@ from openkms.storage.records import (
 )
 
 
-class MemoryStorage:
+class MemoryStorage(MemorySecretStore):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._depth = 0
@@ -31,6 +32,7 @@ class MemoryStorage:
         self._aliases: dict[tuple[str, str, str], AliasRecord] = {}
         self._tags: dict[str, dict[str, str]] = {}
         self._documents: dict[tuple[str, str, str], str] = {}
+        self._init_secrets()
 
     def _state(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k not in ("_lock", "_depth")}
@@ -278,6 +280,8 @@ class MemoryStorage:
         self._materials.clear()
         self._aliases.clear()
         self._tags.clear()
+        self._secrets.clear()
+        self._secret_versions.clear()
         self._documents = {k: d for k, d in self._documents.items() if not k[0].startswith("kms-")}
 
     def iter_wrapped_secrets(self) -> Iterator[tuple[str, bytes]]:

@@ -38,6 +38,7 @@ from openkms.storage.records import (
     KeyUsage,
     MaterialRecord,
 )
+from openkms.storage.sql_secrets import SqlSecretStore
 
 USAGE_CAS_ATTEMPTS = 5
 
@@ -137,7 +138,7 @@ class _Tx(threading.local):
         self.locks: set[int] = set()
 
 
-class SqlRepository(ABC):
+class SqlRepository(SqlSecretStore, ABC):
     """Every Storage method, once. A subclass supplies the connection handling."""
 
     def __init__(self, dialect: Dialect) -> None:
@@ -613,7 +614,15 @@ class SqlRepository(ABC):
     # -- maintenance -------------------------------------------------------------------------
     def reset_kms_data(self) -> None:
         with self.transaction():
-            for table in ("key_tags", "aliases", "key_materials", "kms_keys"):
+            # Secrets go too: their values are encrypted under the keys that go.
+            for table in (
+                "secret_versions",
+                "secrets",
+                "key_tags",
+                "aliases",
+                "key_materials",
+                "kms_keys",
+            ):
                 self._exec(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._exec("DELETE FROM documents WHERE kind LIKE 'kms-%'")
 

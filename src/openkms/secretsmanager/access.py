@@ -1,0 +1,128 @@
+"""The authorization hook every Secrets Manager operation calls before it acts.
+
+``authorize(deps, ctx, action, secret_arn, resource_policy, request, secret_tags=...)`` raises
+``AccessDeniedException`` unless ``ctx.principal`` may perform ``action``
+(``secretsmanager:GetSecretValue``) on ``secret_arn`` (``"*"`` for ListSecrets,
+GetRandomPassword, BatchGetSecretValue's own check). ``resource_policy`` is the secret's
+resource policy text (None: none); ``request`` the validated request parameters, from which the
+``secretsmanager:*`` condition keys are read; ``secret_tags`` the secret's tags
+(``secretsmanager:ResourceTag/<key>``, ``aws:ResourceTag/<key>``).
+
+This version: identity policies (and session policies) through the IAM policy engine
+(``openkms.iam.authz``), the account root allowed in its own account, and every request for a
+secret of another account denied. sm-access extends it with resource policies and cross-account
+access through them (``_cross_account`` / ``_resource_policy_verdict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from openkms.context import RequestContext
+from openkms.errors import AccessDeniedException
+from openkms.iam import authz
+from openkms.secretsmanager.deps import SecretsDeps
+
+# The resource of the operations that act on no one secret (ListSecrets, GetRandomPassword).
+ANY = "*"
+
+# Request members read as condition keys: member -> key (lower-cased, as the evaluator wants).
+_REQUEST_KEYS: Mapping[str, str] = {
+    "SecretId": "secretsmanager:secretid",
+    "Name": "secretsmanager:name",
+    "Description": "secretsmanager:description",
+    "KmsKeyId": "secretsmanager:kmskeyid",
+    "VersionId": "secretsmanager:versionid",
+    "VersionStage": "secretsmanager:versionstage",
+    "RotationLambdaARN": "secretsmanager:rotationlambdaarn",
+    "RecoveryWindowInDays": "secretsmanager:recoverywindowindays",
+    "ForceDeleteWithoutRecovery": "secretsmanager:forcedeletewithoutrecovery",
+    "BlockPublicPolicy": "secretsmanager:blockpublicpolicy",
+    "RotateImmediately": "secretsmanager:rotateimmediately",
+    "ForceOverwriteReplicaSecret": "secretsmanager:forceoverwritereplicasecret",
+}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def condition_context(
+    request: Mapping[str, Any],
+    secret_arn: str,
+    secret_tags: Sequence[tuple[str, str]] = (),
+) -> dict[str, tuple[str, ...]]:
+    """The ``secretsmanager:*`` and ``aws:*Tag*`` condition keys of one request."""
+    context: dict[str, tuple[str, ...]] = {}
+    for member, key in _REQUEST_KEYS.items():
+        value = request.get(member)
+        if value is not None and not isinstance(value, dict | list):
+            context[key] = (_text(value),)
+    if secret_arn != ANY:
+        context["secretsmanager:secretid"] = (secret_arn,)
+    for key, value in secret_tags:
+        context[f"secretsmanager:resourcetag/{key.lower()}"] = (value,)
+        context[f"aws:resourcetag/{key.lower()}"] = (value,)
+    tags = request.get("Tags")
+    if isinstance(tags, list):
+        keys = []
+        for tag in tags:
+            if isinstance(tag, dict) and "Key" in tag:
+                keys.append(str(tag["Key"]))
+                context[f"aws:requesttag/{str(tag['Key']).lower()}"] = (str(tag.get("Value", "")),)
+        context["aws:tagkeys"] = tuple(keys)
+    tag_keys = request.get("TagKeys")
+    if isinstance(tag_keys, list):
+        context["aws:tagkeys"] = tuple(str(k) for k in tag_keys)
+    regions = request.get("AddReplicaRegions")
+    if isinstance(regions, list):
+        context["secretsmanager:addreplicaregions"] = tuple(
+            str(r.get("Region", "")) for r in regions if isinstance(r, dict)
+        )
+    return context
+
+
+def account_of(arn: str) -> str:
+    parts = arn.split(":", 5)
+    return parts[4] if len(parts) == 6 else ""
+
+
+def denied(ctx: RequestContext, action: str, resource: str, reason: str) -> AccessDeniedException:
+    """Secrets Manager's wording of a refusal."""
+    return AccessDeniedException(
+        f"User: {ctx.principal.arn} is not authorized to perform: {action} on resource: "
+        f"{resource} {reason}".rstrip()
+    )
+
+
+def authorize(
+    deps: SecretsDeps,
+    ctx: RequestContext,
+    action: str,
+    secret_arn: str,
+    resource_policy: str | None,
+    request: Mapping[str, Any],
+    *,
+    secret_tags: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Raises AccessDeniedException unless the caller may do ``action`` on ``secret_arn``."""
+    extra = condition_context(request, secret_arn, secret_tags)
+    if secret_arn != ANY and account_of(secret_arn) != ctx.principal.account_id:
+        # Another account's secret: only its resource policy could allow it (sm-access).
+        raise denied(
+            ctx,
+            action,
+            secret_arn,
+            "because no resource-based policy allows the " + action + " action",
+        )
+    verdict, _detail = authz.evaluate(deps.storage, ctx, action, secret_arn, extra)
+    if verdict == "allow":
+        return
+    if verdict == "deny":
+        raise denied(ctx, action, secret_arn, "with an explicit deny in an identity-based policy")
+    raise denied(
+        ctx, action, secret_arn, f"because no identity-based policy allows the {action} action"
+    )

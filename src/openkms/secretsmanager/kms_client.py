@@ -1,0 +1,149 @@
+"""The in-process KMS client through which Secrets Manager encrypts and decrypts, acting on
+behalf of the caller, as AWS's services do (forward access sessions).
+
+Each call runs the KMS operation of the service layer (``protocol.operations``: the same
+handler, authorization and key-state rules a direct call gets) with a request context derived
+from the caller's: the same principal, so the caller's own identity policies, the key policy
+and grants decide; ``via_service`` set, so ``kms:ViaService`` is
+``secretsmanager.<region>.amazonaws.com`` and ``aws:ViaAWSService`` is true; no source IP. Each
+call leaves its own KMS audit record (eventSource kms.amazonaws.com) whose userIdentity says
+``invokedBy: secretsmanager.amazonaws.com`` and whose source is the service, as CloudTrail
+shows it. Neither the data key nor the value ever enters a record.
+
+KMS's answers are translated into Secrets Manager's: a refusal becomes AccessDeniedException
+"Access to KMS is not allowed"; a key that is missing, disabled or pending deletion an
+EncryptionFailure or DecryptionFailure.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from openkms.audit import is_read_only
+from openkms.audit.events import build_record, event_id
+from openkms.context import RequestContext
+from openkms.errors import AccessDeniedException, OpenKMSError
+from openkms.protocol.operations import handler_for
+from openkms.secretsmanager.deps import SecretsDeps
+from openkms.secretsmanager.errors import DecryptionFailure, EncryptionFailure
+
+log = logging.getLogger("openkms.secretsmanager")
+
+SERVICE_PRINCIPAL = "secretsmanager.amazonaws.com"
+KMS_DENIED = "Access to KMS is not allowed"
+ENCRYPT_FAILED = (
+    "Secrets Manager can't encrypt the protected secret text using the provided KMS key. "
+    "Check that the KMS key is available, enabled, and not in an invalid state. For more "
+    "information, see Key states of KMS keys."
+)
+DECRYPT_FAILED = (
+    "Secrets Manager can't decrypt the protected secret text using the provided KMS key. "
+    "Check that the KMS key is available, enabled, and not in an invalid state. For more "
+    "information, see Key states of KMS keys."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    plaintext: bytes = field(repr=False)
+    blob: bytes = field(repr=False)
+    key_arn: str = ""
+
+
+def via_service(region: str) -> str:
+    return f"secretsmanager.{region}.amazonaws.com"
+
+
+def _derived(ctx: RequestContext, operation: str) -> RequestContext:
+    return RequestContext(
+        principal=ctx.principal,
+        region=ctx.region,
+        request_id=event_id(),
+        now=ctx.now,
+        operation=operation,
+        source_ip="",
+        user_agent=SERVICE_PRINCIPAL,
+        secure_transport=ctx.secure_transport,
+        via_service=via_service(ctx.region),
+    )
+
+
+def _audit(
+    deps: SecretsDeps,
+    kctx: RequestContext,
+    params: dict[str, Any],
+    error: OpenKMSError | None,
+) -> None:
+    if deps.audit is None:
+        return
+    record = build_record(
+        ctx=kctx,
+        operation=kctx.operation,
+        request_params=params,
+        response=None,
+        error_code=None if error is None else error.code,
+        error_message=None if error is None else error.message,
+        request_id=kctx.request_id,
+        event_time=kctx.now,
+        region=kctx.region,
+        source_ip=SERVICE_PRINCIPAL,
+        user_agent=SERVICE_PRINCIPAL,
+        read_only=is_read_only(kctx.operation),
+        resources=kctx.resources,
+        account_id=kctx.principal.account_id,
+    )
+    record["userIdentity"] = {**record["userIdentity"], "invokedBy": SERVICE_PRINCIPAL}
+    deps.audit(record)
+
+
+def _call(
+    deps: SecretsDeps, ctx: RequestContext, operation: str, params: dict[str, Any], failure: str
+) -> dict[str, Any]:
+    kctx = _derived(ctx, operation)
+    error: OpenKMSError | None = None
+    try:
+        return handler_for(operation)(deps.runtime, kctx, params)
+    except AccessDeniedException as exc:
+        error = exc
+        raise AccessDeniedException(KMS_DENIED) from exc
+    except OpenKMSError as exc:
+        error = exc
+        if exc.server_fault:
+            raise
+        if failure == "encrypt":
+            raise EncryptionFailure(ENCRYPT_FAILED) from exc
+        raise DecryptionFailure(DECRYPT_FAILED) from exc
+    finally:
+        _audit(deps, kctx, {k: v for k, v in params.items() if k != "CiphertextBlob"}, error)
+
+
+def generate_data_key(
+    deps: SecretsDeps, ctx: RequestContext, key_ref: str, context: dict[str, str]
+) -> DataKey:
+    result = _call(
+        deps,
+        ctx,
+        "GenerateDataKey",
+        {"KeyId": key_ref, "KeySpec": "AES_256", "EncryptionContext": context},
+        "encrypt",
+    )
+    return DataKey(result["Plaintext"], result["CiphertextBlob"], str(result["KeyId"]))
+
+
+def decrypt(
+    deps: SecretsDeps, ctx: RequestContext, blob: bytes, context: dict[str, str]
+) -> tuple[bytes, str]:
+    """(data key, ARN of the key that decrypted it)."""
+    result = _call(
+        deps, ctx, "Decrypt", {"CiphertextBlob": blob, "EncryptionContext": context}, "decrypt"
+    )
+    return result["Plaintext"], str(result["KeyId"])
+
+
+def describe_key(deps: SecretsDeps, ctx: RequestContext, key_ref: str) -> dict[str, Any]:
+    """KeyMetadata of ``key_ref`` as the caller may see it (for re-encryption checks)."""
+    result = _call(deps, ctx, "DescribeKey", {"KeyId": key_ref}, "encrypt")
+    metadata: dict[str, Any] = result["KeyMetadata"]
+    return metadata
