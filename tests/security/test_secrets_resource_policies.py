@@ -157,7 +157,7 @@ BOMBS: dict[str, str] = {
     "deep objects": '{"Statement":' + '{"a":' * 3_000 + "1" + "}" * 3_000 + "}",
     "many statements": policy(*[
         {"Sid": f"S{i}", "Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
-         "Action": READ, "Resource": "*"} for i in range(150)
+         "Action": READ, "Resource": "*"} for i in range(120)
     ]),
     "huge numbers": '{"Version":"2012-10-17","Statement":[{"Sid":' + "9" * 10_000 + "}]}",
     "lone surrogates": '{"Version":"2012-10-17","Id":"\\ud800\\udfff\\ud800","Statement":[]}',
@@ -175,8 +175,17 @@ def test_policy_text_bombs(sm: BaseClient, name: str) -> None:
     validated = code(lambda: sm.validate_resource_policy(SecretId=arn, ResourcePolicy=text))
     assert time.monotonic() - started < 5
     assert put in ("OK", MALFORMED), put
-    assert validated == "OK", validated
+    assert validated in ("OK", MALFORMED), validated
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == "crown jewels"
+
+
+@pytest.mark.parametrize("name", ["huge numbers", "deep arrays", "NaN"])
+def test_the_same_bombs_as_key_policies(server: Server, name: str) -> None:
+    """The grammar is shared with KMS key policies: PutKeyPolicy answers them as malformed too
+    (an integer beyond Python's 4,300-digit limit once escaped as a 500 there)."""
+    kms = client(server, "kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert code(lambda: kms.put_key_policy(KeyId=key_id, Policy=BOMBS[name])) == MALFORMED
 
 
 def test_longer_than_the_model_allows(sm: BaseClient, server: Server) -> None:
