@@ -130,7 +130,10 @@ def handle(deps: SecretsDeps, ctx: RequestContext, target: str, body: bytes) -> 
         ctx.operation = operation
         params = _validator.validate(operation, codec.decode_body(body))
         outcome.params = params
+        replication.guard(deps, ctx, operation, params)
         result = handler(deps, ctx, params)
+        if operation not in READ_ONLY:
+            replication.sync_after(deps, ctx, operation)
         outcome.result = result
         outcome.payload = codec.encode(result)
         return outcome

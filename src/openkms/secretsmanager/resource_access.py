@@ -55,9 +55,7 @@ def _context(
         "aws:viaawsservice": ("false",),
         "aws:securetransport": ("true" if ctx.secure_transport else "false",),
         "aws:epochtime": (str(int(ctx.now)),),
-        "aws:currenttime": (
-            datetime.fromtimestamp(ctx.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ),
+        "aws:currenttime": (datetime.fromtimestamp(ctx.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),),
     }
     if principal.kind == "user":
         context["aws:username"] = (principal.arn.rsplit("/", 1)[-1],)

@@ -112,9 +112,7 @@ def put_resource_policy(deps: SecretsDeps, ctx: RequestContext, req: Params) -> 
             raise PublicPolicyException(PUBLIC_MESSAGE)
         extra = {**secret.extra, BINDINGS: bindings}
         storage.update_secret(
-            dataclasses.replace(
-                secret, resource_policy=text, extra=extra, last_changed_at=ctx.now
-            )
+            dataclasses.replace(secret, resource_policy=text, extra=extra, last_changed_at=ctx.now)
         )
     return {**_names(secret), "PolicyName": DEFAULT}
 
