@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.client import BaseClient
+
 from tests.conftest import Server
 from tests.security.support import (
     client,

@@ -13,6 +13,7 @@ from aws_secretsmanager_caching import (  # type: ignore[import-untyped]
     SecretCacheConfig,
 )
 from botocore.client import BaseClient
+
 from tests.conftest import Server
 from tests.security.support import client, unique
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.components import hidden, unavailable
 from tests.conftest import Server
 
