@@ -460,7 +460,12 @@ IAM_USER_POLICY = {
             "Effect": "Deny",
             "Action": ["kms:*", "secretsmanager:*"],
             "Resource": "*",
-            "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "10.0.0.0/8"]}},
+            # Not for calls an AWS service makes on the caller's behalf (Secrets Manager's
+            # Decrypt carries no aws:SourceIp), as AWS's documentation advises for such denies.
+            "Condition": {
+                "NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "10.0.0.0/8"]},
+                "Bool": {"aws:ViaAWSService": "false"},
+            },
         },
         {
             "Sid": "UseKeys",
