@@ -227,6 +227,17 @@ def test_delete_parameters(sm: BaseClient, kwargs: dict[str, object]) -> None:
     with pytest.raises(ClientError) as caught:
         sm.delete_secret(SecretId=name, **kwargs)
     assert _code(caught) == "InvalidParameterException"
+    assert sm.describe_secret(SecretId=name).get("DeletedDate") is None
+
+
+def test_window_range_is_checked_before_the_conflict_with_force(sm: BaseClient) -> None:
+    name = _name()
+    sm.create_secret(Name=name, SecretString="v")
+    with pytest.raises(ClientError) as caught:
+        sm.delete_secret(SecretId=name, RecoveryWindowInDays=0, ForceDeleteWithoutRecovery=True)
+    assert _message(caught) == (
+        "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive)."
+    )
 
 
 def test_tags(sm: BaseClient) -> None:

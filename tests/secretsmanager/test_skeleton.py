@@ -3,6 +3,9 @@ every operation of the model reachable, errors in Secrets Manager's shape."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
@@ -39,3 +42,25 @@ def test_validation_error_is_awss(sm: BaseClient) -> None:
     with pytest.raises(ClientError) as caught:
         sm.get_secret_value(SecretId="x" * 2049)
     assert caught.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_refused_requests_are_audited_as_secrets_manager(sm_server: Server) -> None:
+    bad = sm_client(
+        sm_server,
+        {"AccessKeyId": sm_server.access_key_id, "SecretAccessKey": "wrong" * 8},
+    )
+    with pytest.raises(ClientError):
+        bad.describe_secret(SecretId="audited/refusal")
+    deadline = time.monotonic() + 5
+    while True:
+        lines = (sm_server.data_dir / "audit.log").read_text().splitlines()
+        found = [
+            r
+            for r in map(json.loads, filter(None, lines))
+            if r.get("eventName") == "DescribeSecret" and r.get("errorCode")
+        ]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert found and found[-1]["eventSource"] == "secretsmanager.amazonaws.com"
+    assert found[-1]["errorCode"] == "InvalidSignatureException"

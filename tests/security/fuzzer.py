@@ -1,7 +1,8 @@
 """A model-driven fuzzer for a real openkms server.
 
 Requests are derived from the vendored botocore models (``openkms/protocol/data`` for KMS's
-JSON protocol, ``openkms/iam/data`` for IAM's and STS's Query protocol). Each request takes one
+JSON protocol, ``openkms/secretsmanager/data`` for Secrets Manager's, ``openkms/iam/data`` for
+IAM's and STS's Query protocol). Each request takes one
 strategy:
 
 * ``valid``: every required member, optional ones at random, values within the model's
@@ -77,6 +78,21 @@ KMS_SERVER_FAULTS = frozenset(
     {"KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException"}
 )
 IAM_SERVER_FAULTS = frozenset({"ServiceFailure", "InternalFailure"})
+SECRETS_SERVER_FAULTS = frozenset({"InternalServiceError"})
+# The services of the JSON 1.1 protocol, and the X-Amz-Target prefix of each.
+JSON_SERVICES = {"kms": "TrentService", "secretsmanager": "secretsmanager"}
+
+
+def _json_headers(service: str, operation: str) -> dict[str, str]:
+    return {"Content-Type": JSON_TYPE, "X-Amz-Target": f"{JSON_SERVICES[service]}.{operation}"}
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
 BREAKS = (
     "none",
     "unknown-key",
@@ -361,8 +377,10 @@ class Generator:
         self.kms = _model("openkms.protocol", "kms-2014-11-01.json")
         self.iam = _model("openkms.iam", "iam-2010-05-08.json")
         self.sts = _model("openkms.iam", "sts-2011-06-15.json")
+        self.sm = _model("openkms.secretsmanager", "secretsmanager-2017-10-17.json")
         self.values = {
             "kms": Values(self.kms["shapes"], rng, pools),
+            "secretsmanager": Values(self.sm["shapes"], rng, pools),
             "iam": Values(self.iam["shapes"], rng, pools),
             "sts": Values(self.sts["shapes"], rng, pools),
         }
@@ -373,17 +391,21 @@ class Generator:
     def next(self) -> Request:
         rng = self.rng
         strategy = rng.choices(self._strategies, self._weights)[0]
-        service = rng.choices(["kms", "iam", "sts"], [75, 15, 10])[0]
-        request = self._kms(strategy) if service == "kms" else self._query(service, strategy)
+        service = rng.choices(["kms", "iam", "sts", "secretsmanager"], [65, 12, 8, 15])[0]
+        if service in JSON_SERVICES:
+            request = self._json(service, strategy)
+        else:
+            request = self._query(service, strategy)
         if strategy == "auth":
             self._break_auth(request)
         else:
             self._sign(request)
         return request
 
-    def _kms(self, strategy: str) -> Request:
+    def _json(self, service: str, strategy: str) -> Request:
+        """A JSON 1.1 request to KMS or Secrets Manager."""
         rng = self.rng
-        operations = self.kms["operations"]
+        operations = (self.kms if service == "kms" else self.sm)["operations"]
         operation = rng.choice(list(operations))
         if strategy == "random":
             roll = rng.random()
@@ -395,16 +417,13 @@ class Generator:
                 body = b"{}"
             if rng.random() < 0.4:
                 operation = rng.choice(["", "Nope", "encrypt", "Encrypt ", "../" * 10, "A" * 500])
-            return Request("kms", operation, strategy, body, self._kms_headers(operation))
-        if strategy == "valid" and operation in NETWORK_OPERATIONS:
+            return Request(service, operation, strategy, body, _json_headers(service, operation))
+        if strategy == "valid" and operation in NETWORK_OPERATIONS and service == "kms":
             strategy = "wrong-type"
         input_shape = operations[operation].get("input", {}).get("shape")
-        params = self.values["kms"].structure(input_shape, strategy) if input_shape else {}
-        body = json.dumps(params).encode()
-        return Request("kms", operation, strategy, body, self._kms_headers(operation))
-
-    def _kms_headers(self, operation: str) -> dict[str, str]:
-        return {"Content-Type": JSON_TYPE, "X-Amz-Target": f"TrentService.{operation}"}
+        params = self.values[service].structure(input_shape, strategy) if input_shape else {}
+        body = json.dumps(params, default=_json_default).encode()
+        return Request(service, operation, strategy, body, _json_headers(service, operation))
 
     def _query(self, service: str, strategy: str) -> Request:
         rng = self.rng
@@ -580,7 +599,7 @@ class _Prober(threading.Thread):
 
 
 def _error_code(service: str, body: bytes, headers: dict[str, str]) -> str:
-    if service == "kms":
+    if service in JSON_SERVICES:
         code = headers.get("x-amzn-errortype", "")
         if code:
             return code
@@ -701,11 +720,14 @@ def _record(
     code = _error_code(request.service, body, headers)
     if code:
         report.errors[code] += 1
-    if status == 501 and code == "NotImplemented" and request.service != "kms":
+    if status == 501 and code == "NotImplemented" and request.service not in JSON_SERVICES:
         report.unimplemented[request.operation] += 1  # documented: not served by openkms
         return
     if status >= 500:
-        faults = KMS_SERVER_FAULTS if request.service == "kms" else IAM_SERVER_FAULTS
+        faults = {
+            "kms": KMS_SERVER_FAULTS,
+            "secretsmanager": SECRETS_SERVER_FAULTS,
+        }.get(request.service, IAM_SERVER_FAULTS)
         if code in faults:
             report.modelled_5xx[code] += 1
         detail = (

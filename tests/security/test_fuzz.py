@@ -1,6 +1,6 @@
 """A short run of the model-driven fuzzer (tests/security/fuzzer.py) against a real server:
-2,000 requests derived from the botocore models of KMS, IAM and STS, valid and invalid, signed
-and not. ``make fuzz`` runs 100,000.
+2,000 requests derived from the botocore models of KMS, Secrets Manager, IAM and STS, valid
+and invalid, signed and not. ``make fuzz`` runs 100,000.
 
 Properties: no 5xx answer but the model's server faults (and openkms's documented 501 for IAM
 and STS operations it does not serve), no traceback in the server's logs, and ``/healthz``

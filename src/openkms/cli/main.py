@@ -95,6 +95,8 @@ def _dev_env_lines(settings: Settings, issued: IssuedAccessKey | None, endpoint:
     lines += [
         "export AWS_DEFAULT_REGION=us-east-1",
         f"export AWS_ENDPOINT_URL_KMS={endpoint}",
+        # Secrets Manager is served on the same port (openkms.secretsmanager).
+        f"export AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -110,6 +112,7 @@ def _bootstrap_dev(settings: Settings, endpoint: str) -> Path:
             text = env_file.read_text()
             lines = [ln for ln in text.splitlines() if not ln.startswith("export AWS_ENDPOINT_URL")]
             lines.append(f"export AWS_ENDPOINT_URL_KMS={endpoint}")
+            lines.append(f"export AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint}")
             _write_private(env_file, "\n".join(lines) + "\n")
             return env_file
         issued = None

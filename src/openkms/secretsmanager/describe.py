@@ -8,6 +8,11 @@ from typing import Any
 from openkms.storage.secrets import SecretRecord
 
 
+def when(moment: float) -> float:
+    """A time as AWS answers it: epoch seconds to the millisecond."""
+    return round(moment, 3)
+
+
 def tags_out(secret: SecretRecord) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in secret.tags]
 
@@ -32,19 +37,19 @@ def _common(secret: SecretRecord) -> dict[str, Any]:
     if secret.rotation_rules:
         out["RotationRules"] = dict(secret.rotation_rules)
     if secret.last_rotated_at is not None:
-        out["LastRotatedDate"] = secret.last_rotated_at
+        out["LastRotatedDate"] = when(secret.last_rotated_at)
     if secret.next_rotation_at is not None and secret.rotation_enabled:
-        out["NextRotationDate"] = secret.next_rotation_at
-    out["LastChangedDate"] = secret.last_changed_at
+        out["NextRotationDate"] = when(secret.next_rotation_at)
+    out["LastChangedDate"] = when(secret.last_changed_at)
     if secret.last_accessed_at is not None:
-        out["LastAccessedDate"] = secret.last_accessed_at
+        out["LastAccessedDate"] = when(secret.last_accessed_at)
     if secret.deleted_at is not None:
-        out["DeletedDate"] = secret.deleted_at
+        out["DeletedDate"] = when(secret.deleted_at)
     if secret.tags:
         out["Tags"] = tags_out(secret)
     if secret.owning_service:
         out["OwningService"] = secret.owning_service
-    out["CreatedDate"] = secret.created_at
+    out["CreatedDate"] = when(secret.created_at)
     if secret.primary_region:
         out["PrimaryRegion"] = secret.primary_region
     if secret.replicas:

@@ -13,6 +13,7 @@ from openkms.errors import AccessDeniedException, OpenKMSError
 from openkms.secretsmanager import read_cache
 from openkms.secretsmanager.access import ANY, authorize
 from openkms.secretsmanager.deps import Params, Result, SecretsDeps
+from openkms.secretsmanager.describe import when
 from openkms.secretsmanager.errors import InvalidParameterException
 from openkms.secretsmanager.listing import matching_page
 from openkms.secretsmanager.lookup import day_of, resolve
@@ -48,7 +49,7 @@ def value_entry(
     else:
         out["SecretBinary"] = value.binary
     out["VersionStages"] = secret.version_stages(version.version_id)
-    out["CreatedDate"] = version.created_at
+    out["CreatedDate"] = when(version.created_at)
     return out
 
 

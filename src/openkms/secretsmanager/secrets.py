@@ -187,14 +187,15 @@ def _reencrypt(
 def delete_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:
     force = bool(req.get("ForceDeleteWithoutRecovery"))
     window = req.get("RecoveryWindowInDays")
+    days = DEFAULT_RECOVERY_DAYS if window is None else int(window)
+    # AWS checks the window's range first, even beside ForceDeleteWithoutRecovery.
+    if not MIN_RECOVERY_DAYS <= days <= MAX_RECOVERY_DAYS:
+        raise InvalidParameterException(
+            "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive)."
+        )
     if force and window is not None:
         raise InvalidParameterException(
             "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
-        )
-    days = DEFAULT_RECOVERY_DAYS if window is None else int(window)
-    if not force and not MIN_RECOVERY_DAYS <= days <= MAX_RECOVERY_DAYS:
-        raise InvalidParameterException(
-            "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive)."
         )
     storage = deps.storage
     with storage.transaction():
@@ -213,7 +214,7 @@ def delete_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
         else:
             when = ctx.now + days * DAY
             storage.update_secret(dataclasses.replace(secret, deleted_at=when))
-    return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": when}
+    return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": round(when, 3)}
 
 
 def restore_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:

@@ -8,6 +8,7 @@ from typing import Any
 from openkms.context import RequestContext
 from openkms.secretsmanager import values
 from openkms.secretsmanager.deps import Params, Result, SecretsDeps
+from openkms.secretsmanager.describe import when
 from openkms.secretsmanager.errors import (
     InvalidParameterException,
     InvalidRequestException,
@@ -81,8 +82,8 @@ def list_secret_version_ids(deps: SecretsDeps, ctx: RequestContext, req: Params)
         if labels:
             entry["VersionStages"] = labels
         if version.last_accessed_at is not None:
-            entry["LastAccessedDate"] = version.last_accessed_at
-        entry["CreatedDate"] = version.created_at
+            entry["LastAccessedDate"] = when(version.last_accessed_at)
+        entry["CreatedDate"] = when(version.created_at)
         if version.kms_key_arn:
             entry["KmsKeyIds"] = [version.kms_key_arn]
         entries.append(entry)
