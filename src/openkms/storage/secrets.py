@@ -60,8 +60,8 @@ class SecretRecord:
     @classmethod
     def from_doc(cls, doc: str | bytes) -> SecretRecord:
         data: dict[str, Any] = orjson.loads(doc)
-        known = {f.name for f in dataclasses.fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
+        if not _SECRET_FIELDS.issuperset(data):  # a field a later version wrote: left out
+            data = {k: v for k, v in data.items() if k in _SECRET_FIELDS}
         data["tags"] = tuple((str(k), str(v)) for k, v in data.get("tags", ()))
         data["replicas"] = tuple(data.get("replicas", ()))
         return cls(**data)
@@ -69,6 +69,9 @@ class SecretRecord:
     def version_stages(self, version_id: str) -> list[str]:
         """The labels attached to ``version_id``, in the order they were attached."""
         return [label for label, vid in self.stages.items() if vid == version_id]
+
+
+_SECRET_FIELDS = frozenset(f.name for f in dataclasses.fields(SecretRecord))
 
 
 @dataclass(frozen=True, slots=True)
