@@ -107,16 +107,17 @@ def _call(
     error: OpenKMSError | None = None
     try:
         return handler_for(operation)(deps.runtime, kctx, params)
-    except AccessDeniedException as exc:
-        error = exc
-        raise AccessDeniedException(KMS_DENIED) from exc
-    except OpenKMSError as exc:
-        error = exc
-        if exc.server_fault:
+    except AccessDeniedException as denied:
+        # One name per caught type: mypyc types an except variable once per function.
+        error = denied
+        raise AccessDeniedException(KMS_DENIED) from denied
+    except OpenKMSError as failed:
+        error = failed
+        if failed.server_fault:
             raise
         if failure == "encrypt":
-            raise EncryptionFailure(ENCRYPT_FAILED) from exc
-        raise DecryptionFailure(DECRYPT_FAILED) from exc
+            raise EncryptionFailure(ENCRYPT_FAILED) from failed
+        raise DecryptionFailure(DECRYPT_FAILED) from failed
     finally:
         _audit(deps, kctx, {k: v for k, v in params.items() if k != "CiphertextBlob"}, error)
 
@@ -178,14 +179,14 @@ def check_decrypt(
         rt.note_usage(key, kctx)
         _audit(deps, kctx, {"EncryptionContext": context}, None)
         return True
-    except AccessDeniedException as exc:
-        error = exc
-        raise AccessDeniedException(KMS_DENIED) from exc
-    except OpenKMSError as exc:
-        error = exc
-        if exc.server_fault:
+    except AccessDeniedException as denied:
+        error = denied
+        raise AccessDeniedException(KMS_DENIED) from denied
+    except OpenKMSError as failed:
+        error = failed
+        if failed.server_fault:
             raise
-        raise DecryptionFailure(DECRYPT_FAILED) from exc
+        raise DecryptionFailure(DECRYPT_FAILED) from failed
     finally:
         if error is not None:
             _audit(deps, kctx, {"EncryptionContext": context}, error)

@@ -38,6 +38,11 @@ from openkms.storage.secrets import SecretRecord, SecretVersionRecord
 MAX_ENTRIES = 50_000
 MAX_VALUES = 10_000
 VALUE_SECONDS = 300.0
+# Memory is bounded by bytes as well as entries: a version's ciphertext and a value can each be
+# 64 KiB, and a secret's resource policy 20 KiB, so entries alone would let a tenant with many
+# large secrets fill the server's memory.
+MAX_BYTES = 32 * 1024 * 1024
+_RECORD_OVERHEAD = 512  # what a record costs beyond its large members, roughly
 
 
 class _Entries:
@@ -45,8 +50,12 @@ class _Entries:
     the event loop) and invalidations (on the writer thread) never race on shared structure:
     an invalidation only bumps a counter that every entry is checked against."""
 
-    def __init__(self, max_entries: int, ttl: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, max_entries: int, ttl: float, clock: Callable[[], float], max_bytes: int = MAX_BYTES
+    ) -> None:
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._ttl = ttl
         self._clock = clock
         self._data: dict[Hashable, tuple[float, int, Any]] = {}
@@ -60,10 +69,16 @@ class _Entries:
             return None
         return value
 
-    def put(self, key: Hashable, generation: int, value: Any) -> None:
-        if len(self._data) >= self._max:
-            self._data = {}  # bounded: start again rather than track recency
+    def put(self, key: Hashable, generation: int, value: Any, size: int) -> None:
+        """Keeps ``value`` (about ``size`` bytes); past either bound, everything goes first
+        (bounded without tracking recency: a full cache is rebuilt by the next reads)."""
+        if len(self._data) >= self._max or self._bytes + size > self._max_bytes:
+            self._data = {}
+            self._bytes = 0
+        if size > self._max_bytes:
+            return
         self._data[key] = (self._clock(), generation, value)
+        self._bytes += size
 
 
 class ReadCache:
@@ -95,7 +110,8 @@ def resolve_for_read(
     secret: SecretRecord | None = cache.secrets.get(key, generation)
     if secret is None:
         secret = resolve(deps, ctx, secret_id, action, req)
-        cache.secrets.put(key, generation, secret)
+        size = _RECORD_OVERHEAD + len(secret.resource_policy or "") + len(secret_id)
+        cache.secrets.put(key, generation, secret, size)
         return secret
     authorize(
         deps,
@@ -130,7 +146,7 @@ def _version(
             return hit
     version = values.find_version(deps, secret, version_id, stage)  # AWS's errors when not found
     if simple:
-        cache.versions.put(key, generation, version)
+        cache.versions.put(key, generation, version, _RECORD_OVERHEAD + len(version.ciphertext))
     return version
 
 
@@ -161,5 +177,7 @@ def version_and_value(
             value: SecretValue = cached[1]
             return version, value
     value = values.decrypt(deps, ctx, secret, version)
-    cache.values.put(key, 0, (version.ciphertext, value))
+    # The ciphertext kept for the comparison, and the value (4 bytes a character at most).
+    size = len(version.ciphertext) + len(value.string or "") * 4 + len(value.binary or b"")
+    cache.values.put(key, 0, (version.ciphertext, value), _RECORD_OVERHEAD + size)
     return version, value
