@@ -117,3 +117,13 @@ def test_another_accounts_key_needs_its_consent(server: Server, second_account: 
         code(lambda: sm.create_secret(Name=_name(), SecretString="x", KmsKeyId=foreign))
         == "AccessDeniedException"
     )
+
+
+def test_a_key_that_does_not_exist(server: Server) -> None:
+    sm = sm_client(server)
+    name = _name()
+    assert (
+        code(lambda: sm.create_secret(Name=name, SecretString="x", KmsKeyId="alias/no-such-key"))
+        == "InvalidParameterException"
+    )
+    assert code(lambda: sm.describe_secret(SecretId=name)) == "ResourceNotFoundException"

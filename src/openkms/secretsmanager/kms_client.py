@@ -11,8 +11,9 @@ call leaves its own KMS audit record (eventSource kms.amazonaws.com) whose userI
 shows it. Neither the data key nor the value ever enters a record.
 
 KMS's answers are translated into Secrets Manager's: a refusal becomes AccessDeniedException
-"Access to KMS is not allowed"; a key that is missing, disabled or pending deletion an
-EncryptionFailure or DecryptionFailure.
+"Access to KMS is not allowed"; a KmsKeyId that names no key InvalidParameterException ("The
+operation failed because of an invalid KMS key: ..."); a key that is disabled or pending
+deletion (or gone, when reading) an EncryptionFailure or DecryptionFailure.
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ from openkms.audit import is_read_only
 from openkms.audit.events import build_record, event_id
 from openkms.context import RequestContext
 from openkms.domain.key import require_usable_for_crypto
-from openkms.errors import AccessDeniedException, OpenKMSError, invalid_ciphertext
+from openkms.errors import (
+    AccessDeniedException,
+    NotFoundException,
+    OpenKMSError,
+    invalid_ciphertext,
+)
 from openkms.protocol.operations import handler_for
 from openkms.secretsmanager.deps import SecretsDeps
-from openkms.secretsmanager.errors import DecryptionFailure, EncryptionFailure
+from openkms.secretsmanager.errors import (
+    DecryptionFailure,
+    EncryptionFailure,
+    InvalidParameterException,
+)
 from openkms.service.symmetric import is_symmetric, key_for_blob, require_encrypt_decrypt
 
 log = logging.getLogger("openkms.secretsmanager")
@@ -115,6 +125,11 @@ def _call(
         error = failed
         if failed.server_fault:
             raise
+        if failure == "encrypt" and isinstance(failed, NotFoundException):
+            # A KmsKeyId that names no key: AWS's wording around KMS's own message.
+            raise InvalidParameterException(
+                f"The operation failed because of an invalid KMS key: {failed.message}"
+            ) from failed
         if failure == "encrypt":
             raise EncryptionFailure(ENCRYPT_FAILED) from failed
         raise DecryptionFailure(DECRYPT_FAILED) from failed
