@@ -113,6 +113,9 @@ class OpenKMSApp:
             regions=self.settings.region_set(),
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Secrets Manager's GetSecretValue cache (openkms.secretsmanager.read_cache), built on
+        # the first Secrets Manager request.
+        self._secrets_read_cache: Any = None
         self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-off-loop")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
         self.failed_auth = FailedAuthGate(
@@ -589,12 +592,17 @@ class OpenKMSApp:
         from openkms.secretsmanager.deps import SecretsDeps
         from openkms.secretsmanager.dispatch import handle, render_error
 
+        if self._secrets_read_cache is None:
+            from openkms.secretsmanager.read_cache import ReadCache
+
+            self._secrets_read_cache = ReadCache(self.settings.cache_ttl_seconds)
         deps = SecretsDeps(
             storage=self.runtime.storage,
             runtime=self.runtime,
             clock=self.runtime.clock,
             partition=self.settings.partition,
             audit=None if self.audit is None else self.audit.write,
+            read_cache=self._secrets_read_cache,
         )
         outcome = handle(deps, ctx, _header(scope, b"x-amz-target"), body)
         error = outcome.error
