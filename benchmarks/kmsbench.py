@@ -171,7 +171,13 @@ class SignedRequest:
     body: bytes
 
 
-def sign(url: str, creds: Credentials, operation: str, payload: dict[str, Any]) -> SignedRequest:
+# The JSON 1.1 target prefix of each service the benchmark calls, by SigV4 service name.
+TARGET_PREFIX = {"kms": "TrentService", "secretsmanager": "secretsmanager"}
+
+
+def sign(
+    url: str, creds: Credentials, operation: str, payload: dict[str, Any], service: str = "kms"
+) -> SignedRequest:
     from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
     from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
     from botocore.credentials import Credentials as BotoCredentials  # type: ignore[import-untyped]
@@ -181,10 +187,13 @@ def sign(url: str, creds: Credentials, operation: str, payload: dict[str, Any]) 
         method="POST",
         url=url.rstrip("/") + "/",
         data=body,
-        headers={"Content-Type": JSON_TYPE, "X-Amz-Target": f"TrentService.{operation}"},
+        headers={
+            "Content-Type": JSON_TYPE,
+            "X-Amz-Target": f"{TARGET_PREFIX[service]}.{operation}",
+        },
     )
     boto_creds = BotoCredentials(creds.access_key_id, creds.secret_access_key)
-    SigV4Auth(boto_creds, "kms", REGION).add_auth(request)
+    SigV4Auth(boto_creds, service, REGION).add_auth(request)
     headers = {k: v for k, v in request.headers.items()}
     # SigV4 signs the Host header botocore derives from the URL; wrk must send exactly that.
     headers["Host"] = url.split("://", 1)[1].rstrip("/")
@@ -223,8 +232,10 @@ def send(signed: SignedRequest, timeout: float = 30.0) -> dict[str, Any]:
     return result
 
 
-def call(url: str, creds: Credentials, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return send(sign(url, creds, operation, payload))
+def call(
+    url: str, creds: Credentials, operation: str, payload: dict[str, Any], service: str = "kms"
+) -> dict[str, Any]:
+    return send(sign(url, creds, operation, payload, service))
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], logfile: Path, timeout: float = 60) -> None:
@@ -309,7 +320,7 @@ class Target:
 
     def prepare(self, request: Request) -> SignedRequest:
         """The bytes wrk replays: ``request`` signed for this target now."""
-        return sign(self.url, self.creds, request.operation, request.payload)
+        return sign(self.url, self.creds, request.operation, request.payload, request.service)
 
     def covers(self, scenario: str, connections: int) -> bool:
         """Whether this target is measured for (scenario, connections); all by default."""
@@ -447,9 +458,14 @@ IAM_USER_POLICY = {
         {
             "Sid": "OnlyFromHere",
             "Effect": "Deny",
-            "Action": "kms:*",
+            "Action": ["kms:*", "secretsmanager:*"],
             "Resource": "*",
-            "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "10.0.0.0/8"]}},
+            # Not for calls an AWS service makes on the caller's behalf (Secrets Manager's
+            # Decrypt carries no aws:SourceIp), as AWS's documentation advises for such denies.
+            "Condition": {
+                "NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "10.0.0.0/8"]},
+                "Bool": {"aws:ViaAWSService": "false"},
+            },
         },
         {
             "Sid": "UseKeys",
@@ -465,6 +481,18 @@ IAM_USER_POLICY = {
                 "StringEquals": {"aws:RequestedRegion": "us-east-1"},
                 "StringLikeIfExists": {"kms:EncryptionContext:tenant": "t-*"},
             },
+        },
+        {
+            # GetSecretValue: the secret's KMS decrypt is authorized on this user's behalf by
+            # UseKeys above (kms:ViaService secretsmanager.us-east-1.amazonaws.com).
+            "Sid": "UseSecrets",
+            "Effect": "Allow",
+            "Action": [
+                "secretsmanager:CreateSecret", "secretsmanager:GetSecretValue",
+                "secretsmanager:PutResourcePolicy",
+            ],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
         },
     ],
 }  # fmt: skip
@@ -808,6 +836,7 @@ class Request:
     # When given, wrk cycles through these (each signed once) instead of replaying ``payload``:
     # for requests that must differ, so that no per-request cache can answer them.
     payloads: tuple[dict[str, Any], ...] = ()
+    service: str = "kms"  # the SigV4 service: kms or secretsmanager
 
 
 @dataclass
@@ -818,8 +847,8 @@ class Prep:
     key_id: str
     key_arn: str
 
-    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return call(self.target.url, self.target.creds, operation, payload)
+    def call(self, operation: str, payload: dict[str, Any], service: str = "kms") -> dict[str, Any]:
+        return call(self.target.url, self.target.creds, operation, payload, service)
 
 
 @dataclass(frozen=True)
@@ -907,6 +936,37 @@ def _generate_mac(p: Prep) -> Request:
     )
 
 
+SECRET_VALUE = "a small secret: 32 bytes of data"
+
+
+def _get_secret_value(p: Prep) -> Request:
+    """A secret encrypted under the scenario's customer managed key, with a resource policy that
+    names the caller: each GetSecretValue goes through SigV4, the identity and resource
+    policies, the KMS authorization of the decrypt on the caller's behalf (kms:ViaService) and
+    the audit record, as issue #19 asks."""
+    name = f"benchmark/{slug(p.target.name)}"
+    created = p.call(
+        "CreateSecret",
+        {"Name": name, "KmsKeyId": p.key_arn, "SecretString": SECRET_VALUE},
+        service="secretsmanager",
+    )
+    caller = p.call("DescribeKey", {"KeyId": p.key_id})["KeyMetadata"]["AWSAccountId"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "ReadersOfThisAccount", "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{caller}:root"},
+            "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+        }],
+    }  # fmt: skip
+    p.call(
+        "PutResourcePolicy",
+        {"SecretId": created["ARN"], "ResourcePolicy": json.dumps(policy)},
+        service="secretsmanager",
+    )
+    return Request("GetSecretValue", {"SecretId": name}, service="secretsmanager")
+
+
 # The one list of scenarios. New operations are new rows; ``default=False`` rows run only when
 # named with --ops (e.g. while the operation is still being built).
 SCENARIOS: list[Scenario] = [
@@ -917,6 +977,12 @@ SCENARIOS: list[Scenario] = [
     Scenario("Sign", {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}, _sign),
     Scenario(
         "GenerateMac", {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}, _generate_mac
+    ),
+    Scenario(
+        "GetSecretValue",
+        SYMMETRIC,
+        _get_secret_value,
+        description="Secrets Manager: 32-byte secret under a customer managed key, resource policy",
     ),
     Scenario(
         "EncryptDistinctContexts",
@@ -1156,7 +1222,10 @@ def run_wrk(
         return base
     script = workdir / f"{slug(target.name)}-{slug(name)}-c{connections}.lua"
     if request.payloads:
-        many = [sign(target.url, target.creds, request.operation, p) for p in request.payloads]
+        many = [
+            sign(target.url, target.creds, request.operation, p, request.service)
+            for p in request.payloads
+        ]
         script.write_text(wrk_script_many(many))
     else:
         script.write_text(wrk_script(signed))

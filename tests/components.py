@@ -1,5 +1,6 @@
 """Real components the suite drives (SoftHSM2, PostgreSQL, the AWS Encryption SDK, nginx and
-HAProxy, the custom key store set-up, the SigV4 vectors): what happens when one is missing.
+HAProxy, the custom key store set-up, the SigV4 vectors, Node.js for the AWS SDK for
+JavaScript): what happens when one is missing.
 
 On a developer's machine a missing component skips its tests, loudly. Under CI (``CI`` set to
 true, as CI sets it) it fails them: a CI run must not go green by not testing a headline
@@ -19,7 +20,7 @@ import pytest
 
 HEADLINE = frozenset(
     {"softhsm2", "postgresql", "aws-encryption-sdk", "nginx", "haproxy", "custom-key-store",
-     "sigv4-vectors", "chromium"}
+     "sigv4-vectors", "chromium", "nodejs"}
 )
 
 

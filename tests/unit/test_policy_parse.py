@@ -202,3 +202,11 @@ def test_resolution_needs_exactly_one_value() -> None:
     assert resolve_text(t, {"aws:tagkeys": ("a", "b")}) is None
     assert resolve_text(t, {"aws:tagkeys": ()}) is None
     assert resolve_text(t, {}) is None
+
+
+def test_a_number_beyond_pythons_digit_limit_is_invalid_json() -> None:
+    """json.loads raises a plain ValueError (not JSONDecodeError) for an integer of more than
+    4,300 digits: a policy error, not an exception that escapes as a 500."""
+    text = '{"Version":"2012-10-17","Statement":[{"Sid":' + "9" * 5_000 + "}]}"
+    with pytest.raises(PolicyError, match="not valid JSON"):
+        parse_policy(text, "key")

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import mktime_tz, parsedate_tz
 from functools import lru_cache
-from typing import Final, NamedTuple, Protocol
+from typing import Final, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -134,7 +134,9 @@ class SignedRequest:
     body: bytes
 
 
-# Not frozen: a frozen dataclass pays object.__setattr__ per field, on every request.
+# Not frozen: a frozen dataclass pays object.__setattr__ per field, on every request. The
+# explicit __init__ (the dataclass keeps it) is compiled by mypyc; the generated one is a Python
+# function that mypyc calls with a dictionary of keywords: 2-5k instructions per object.
 @dataclass(slots=True)
 class VerifiedSignature:
     access_key_id: str
@@ -144,6 +146,22 @@ class VerifiedSignature:
     signed_at: float
     # A session token is half of a credential: keep it out of logs that print the object.
     session_token: str | None = field(repr=False)
+
+    def __init__(
+        self,
+        access_key_id: str,
+        region: str,
+        service: str,
+        scope_date: str,
+        signed_at: float,
+        session_token: str | None,
+    ) -> None:
+        self.access_key_id = access_key_id
+        self.region = region
+        self.service = service
+        self.scope_date = scope_date
+        self.signed_at = signed_at
+        self.session_token = session_token
 
 
 @dataclass(slots=True)
@@ -164,6 +182,34 @@ class ParsedAuthorization:
     session_token: str | None = field(repr=False)
     content_sha256: str | None
 
+    def __init__(  # see VerifiedSignature
+        self,
+        presigned: bool,
+        access_key_id: str,
+        scope_date: str,
+        region: str,
+        service: str,
+        signed_headers: tuple[str, ...],
+        signature: str,
+        amz_date: str,
+        signed_at: float,
+        expires: int | None,
+        session_token: str | None,
+        content_sha256: str | None,
+    ) -> None:
+        self.presigned = presigned
+        self.access_key_id = access_key_id
+        self.scope_date = scope_date
+        self.region = region
+        self.service = service
+        self.signed_headers = signed_headers
+        self.signature = signature
+        self.amz_date = amz_date
+        self.signed_at = signed_at
+        self.expires = expires
+        self.session_token = session_token
+        self.content_sha256 = content_sha256
+
     @property
     def credential_scope(self) -> str:
         return f"{self.scope_date}/{self.region}/{self.service}/{TERMINATOR}"
@@ -177,10 +223,9 @@ class SecretLookup(Protocol):
 
 
 # --- Helpers ---------------------------------------------------------------------------------
-class _Parsed(NamedTuple):
-    authorization: ParsedAuthorization
-    headers: dict[str, list[str]]
-    query: list[tuple[str, str]]
+# (the claims, the grouped headers, the query's pairs). A plain tuple: a NamedTuple is built by a
+# Python-level __new__.
+_Parsed = tuple[ParsedAuthorization, dict[str, list[str]], list[tuple[str, str]]]
 
 
 def group_headers(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -322,6 +367,38 @@ def _display_name(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:] for part in name.split("-"))
 
 
+# What the same text always gives, for text a client repeats on every request (its SignedHeaders,
+# its credential for the day): bounded in entries and in the length of what is kept, since the
+# text is the caller's.
+_DERIVED_LIMIT: Final = 1024
+_DERIVED_MAX_CHARS: Final = 512
+_SIGNED_HEADERS: dict[str, tuple[str, ...]] = {}
+_CREDENTIALS: dict[str, tuple[str, ...]] = {}
+
+
+def _signed_header_names(text: str) -> tuple[str, ...]:
+    names = _SIGNED_HEADERS.get(text)
+    if names is None:
+        names = tuple(text.lower().split(";"))
+        if len(text) <= _DERIVED_MAX_CHARS:
+            if len(_SIGNED_HEADERS) >= _DERIVED_LIMIT:
+                _SIGNED_HEADERS.clear()
+            _SIGNED_HEADERS[text] = names
+    return names
+
+
+def _credential_parts(credential: str) -> tuple[str, ...]:
+    # AWS ignores trailing slashes here ("AKID/date/region/service/aws4_request/").
+    parts = _CREDENTIALS.get(credential)
+    if parts is None:
+        parts = tuple(credential.rstrip("/").split("/"))
+        if len(credential) <= _DERIVED_MAX_CHARS:
+            if len(_CREDENTIALS) >= _DERIVED_LIMIT:
+                _CREDENTIALS.clear()
+            _CREDENTIALS[credential] = parts
+    return parts
+
+
 def derive_signing_key(secret: bytes, scope_date: str, region: str, service: str) -> bytes:
     key = hmac.digest(b"AWS4" + secret, _to_bytes(scope_date), "sha256")
     key = hmac.digest(key, _to_bytes(region), "sha256")
@@ -361,6 +438,7 @@ class SigV4Verifier:
         "_normalize_path",
         "_regions",
         "_skew_text",
+        "_unsigned_cache",
     )
 
     def __init__(
@@ -416,6 +494,7 @@ class SigV4Verifier:
         # rotated key never matches. Copying a keyed HMAC is cheaper than keying a new one.
         self._key_cache: OrderedDict[tuple[str, str, str, str], tuple[bytes, HMAC]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._unsigned_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -427,9 +506,7 @@ class SigV4Verifier:
     # --- public API --------------------------------------------------------------------------
     def parse(self, request: SignedRequest) -> ParsedAuthorization:
         """The signature's claims, checked for syntax only (no secret, no clock)."""
-        return self._parse(
-            group_headers(request.headers), request.query, None, None, None
-        ).authorization
+        return self._parse(group_headers(request.headers), request.query, None, None, None)[0]
 
     def verify(
         self,
@@ -578,7 +655,7 @@ class SigV4Verifier:
         if now is not None:
             self._check_time(amz_date, signed_at, expires, now)
 
-        signed_headers = tuple(signed_headers_text.lower().split(";"))
+        signed_headers = _signed_header_names(signed_headers_text)
         if "host" not in signed_headers and ":authority" not in signed_headers:
             raise InvalidSignatureException(MSG_HOST_NOT_SIGNED)
         if self._must_sign or self._must_sign_prefixes:
@@ -591,7 +668,7 @@ class SigV4Verifier:
             )
 
         # AWS ignores trailing slashes here ("AKID/date/region/service/aws4_request/").
-        parts = credential.rstrip("/").split("/")
+        parts = _credential_parts(credential)
         if len(parts) != 5:
             raise IncompleteSignatureException(
                 "Credential must have exactly 5 slash-delimited elements, "
@@ -636,12 +713,28 @@ class SigV4Verifier:
             session_token=token or None,
             content_sha256=content_sha256 or None,
         )
-        return _Parsed(parsed, headers, query)
+        return parsed, headers, query
 
     def _unsigned_header(
         self, headers: dict[str, list[str]], signed_headers: tuple[str, ...]
     ) -> str | None:
-        """The first header the request carries that must be signed but is not."""
+        """The first header the request carries that must be signed but is not. A client sends
+        the same header names, and signs the same ones, on every request: the answer is kept
+        for that pair (bounded; "" stands for none)."""
+        ident = (signed_headers, tuple(headers))
+        cache = self._unsigned_cache
+        cached = cache.get(ident)
+        if cached is not None:
+            return cached or None
+        found = self._first_unsigned(headers, signed_headers)
+        if len(cache) >= _DERIVED_LIMIT:
+            cache.clear()
+        cache[ident] = found or ""
+        return found
+
+    def _first_unsigned(
+        self, headers: dict[str, list[str]], signed_headers: tuple[str, ...]
+    ) -> str | None:
         prefixes = self._must_sign_prefixes
         for name in headers:
             if name in signed_headers:

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from typing import Final
+
+# The 2-byte big-endian lengths of short strings, precomputed: the lengths of a typical context's
+# keys and values are all below 256.
+_U16: Final = tuple(struct.pack(">H", n) for n in range(256))
+
+
+def _u16(n: int) -> bytes:
+    return _U16[n] if n < 256 else struct.pack(">H", n)
 
 
 def canonical_context(context: Mapping[str, str] | None) -> bytes:
     if not context:
         return b""
-    items = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
-    out = [struct.pack(">H", len(items))]
+    items = sorted([(k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items()])
+    out = [_u16(len(items))]
     for key, value in items:
-        out.append(struct.pack(">H", len(key)))
-        out.append(key)
-        out.append(struct.pack(">H", len(value)))
-        out.append(value)
+        out += (_u16(len(key)), key, _u16(len(value)), value)
     return b"".join(out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MRK = re.compile(r"^mrk-[0-9a-f]{32}$")
@@ -70,3 +71,26 @@ def parse_key_ref(value: str) -> KeyRef | None:
             )
         return None
     return KeyRef("id", key_id=value)
+
+
+# key reference -> (parsed, whether it holds a well-formed key id). Clients name the same few keys
+# on every request, and parsing one (a dataclass, two regular expressions) cost more than the rest
+# of the key's lookup. KeyRef is immutable, so entries are shared; the cache is bounded in count
+# and in the length of what it keeps (a reference is caller-chosen text).
+_REFS: dict[str, tuple[KeyRef | None, bool]] = {}
+_REFS_LIMIT: Final = 4096
+_REF_MAX_CHARS: Final = 256
+
+
+def parsed_key_ref(value: str) -> tuple[KeyRef | None, bool]:
+    """``(parse_key_ref(value), is_key_id(its key_id))``; the second is False for an alias."""
+    hit = _REFS.get(value)
+    if hit is not None:
+        return hit
+    ref = parse_key_ref(value)
+    result = (ref, ref is not None and ref.key_id is not None and is_key_id(ref.key_id))
+    if len(value) <= _REF_MAX_CHARS:
+        if len(_REFS) >= _REFS_LIMIT:
+            _REFS.clear()
+        _REFS[value] = result
+    return result

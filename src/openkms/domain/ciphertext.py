@@ -16,6 +16,7 @@ multi-Region key shares its id and material across Regions, so the blob decrypts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from openkms.crypto.aead import IV_LEN, TAG_LEN
 from openkms.errors import invalid_ciphertext
@@ -25,7 +26,9 @@ _ACCOUNT_LEN = 12
 _MATERIAL_LEN = 32
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, with an explicit __init__ that mypyc compiles: one is made per Decrypt, and a
+# frozen dataclass's generated __init__ is a Python function paying object.__setattr__ per field.
+@dataclass(slots=True)
 class CiphertextBlob:
     account_id: str
     key_id: str
@@ -34,19 +37,48 @@ class CiphertextBlob:
     iv: bytes
     sealed: bytes
 
+    def __init__(
+        self,
+        account_id: str,
+        key_id: str,
+        material_id: str,
+        header: bytes,
+        iv: bytes,
+        sealed: bytes,
+    ) -> None:
+        self.account_id = account_id
+        self.key_id = key_id
+        self.material_id = material_id
+        self.header = header
+        self.iv = iv
+        self.sealed = sealed
+
     def __repr__(self) -> str:
         return f"CiphertextBlob(key_id={self.key_id!r}, material_id={self.material_id!r})"
 
 
+# (account id, key id, material id) -> header: the same few keys seal every request. Bounded.
+_HEADERS: dict[tuple[str, str, str], bytes] = {}
+_HEADERS_LIMIT: Final = 4096
+
+
 def encode_header(account_id: str, key_id: str, material_id: str) -> bytes:
+    ident = (account_id, key_id, material_id)
+    header = _HEADERS.get(ident)
+    if header is not None:
+        return header
     kid = key_id.encode("ascii")
-    return (
+    header = (
         bytes([VERSION])
         + account_id.encode("ascii")
         + bytes([len(kid)])
         + kid
         + bytes.fromhex(material_id)
     )
+    if len(_HEADERS) >= _HEADERS_LIMIT:
+        _HEADERS.clear()
+    _HEADERS[ident] = header
+    return header
 
 
 def encode(header: bytes, iv: bytes, sealed: bytes) -> bytes:

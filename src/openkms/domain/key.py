@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from openkms.errors import DisabledException, KMSInvalidStateException
 from openkms.types import KeyState
@@ -89,10 +89,15 @@ def state_error(key: KeyRecord) -> DisabledException | KMSInvalidStateException:
     return KMSInvalidStateException(state_message(key))
 
 
+# A plain constant: an Enum member's ``.value`` is a Python-level property, and this check runs
+# on every cryptographic request.
+_ENABLED: Final = KeyState.ENABLED.value
+
+
 def require_usable_for_crypto(key: KeyRecord) -> None:
     """Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, Sign, Verify, GenerateMac ... (the first
     rows of AWS's key-state table)."""
-    if key.state != KeyState.ENABLED.value:
+    if key.state != _ENABLED:
         raise state_error(key)
 
 

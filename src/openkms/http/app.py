@@ -42,7 +42,7 @@ from openkms.http.localonly import cross_site_refusal, reset_refusal
 from openkms.http.metrics import Metrics
 from openkms.http.ratelimit import CRYPTO_OPERATIONS, RateLimiter, limiter_from_settings
 from openkms.http.wiring import Wired, build_runtime, open_audit_sink
-from openkms.logsetup import bind_request_id, reset_request_id
+from openkms.logsetup import request_id_var
 from openkms.protocol import codec
 from openkms.protocol.errors import error_body
 from openkms.protocol.model import TARGET_PREFIX
@@ -83,6 +83,8 @@ _KEYGEN_OPERATIONS = frozenset(
     }
 )
 _OFF_LOOP = _KEYGEN_OPERATIONS | (frozenset(OPERATIONS) - READ_ONLY - CRYPTOGRAPHIC_OPERATIONS)
+# The scope key under which _authenticate leaves the credential scope's service it verified.
+_SCOPE_SERVICE = "openkms.service"
 # Header names as received -> their lower-cased text (the same dozen names on every request).
 _HEADER_NAMES: dict[bytes, str] = {}
 
@@ -113,6 +115,9 @@ class OpenKMSApp:
             regions=self.settings.region_set(),
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Secrets Manager's GetSecretValue cache (openkms.secretsmanager.read_cache), built on
+        # the first Secrets Manager request.
+        self._secrets_read_cache: Any = None
         self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-off-loop")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
         self.failed_auth = FailedAuthGate(
@@ -254,11 +259,13 @@ class OpenKMSApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Unique, not secret: the same cheap version-4 UUID the audit log uses for event ids.
         request_id = event_id()
-        token = bind_request_id(request_id)
+        # The context variable itself rather than logsetup's functions around it: those are
+        # Python-level calls, twice per request.
+        token = request_id_var.set(request_id)
         try:
             await self._http_request(scope, receive, send, request_id)
         finally:
-            reset_request_id(token)
+            request_id_var.reset(token)
 
     async def _http_request(
         self, scope: Scope, receive: Receive, send: Send, request_id: str
@@ -293,7 +300,10 @@ class OpenKMSApp:
             unseal_status, doc = handle_unseal(self.wired.root, body)
             await self._send(send, unseal_status, orjson.dumps(doc), request_id, None)
             return
-        if _off_loop(scope):
+        # The headers are walked once for the operation: the thread choice and the metrics
+        # label both read it.
+        target_operation = _target_operation(scope)
+        if _off_loop(scope, target_operation):
             context = contextvars.copy_context()  # the request id the logs carry
             (
                 status,
@@ -307,7 +317,7 @@ class OpenKMSApp:
             status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
         await self._send(send, status, payload, request_id, error_type, content_type)
         if self.metrics is not None:
-            operation = _target_operation(scope) or _scope_service(scope) or "other"
+            operation = target_operation or _scope_service(scope) or "other"
             self.metrics.observe(operation, error_type or "ok", time.perf_counter() - started)
 
     def _metrics_here(self) -> bool:
@@ -589,12 +599,17 @@ class OpenKMSApp:
         from openkms.secretsmanager.deps import SecretsDeps
         from openkms.secretsmanager.dispatch import handle, render_error
 
+        if self._secrets_read_cache is None:
+            from openkms.secretsmanager.read_cache import ReadCache
+
+            self._secrets_read_cache = ReadCache(self.settings.cache_ttl_seconds)
         deps = SecretsDeps(
             storage=self.runtime.storage,
             runtime=self.runtime,
             clock=self.runtime.clock,
             partition=self.settings.partition,
             audit=None if self.audit is None else self.audit.write,
+            read_cache=self._secrets_read_cache,
         )
         outcome = handle(deps, ctx, _header(scope, b"x-amz-target"), body)
         error = outcome.error
@@ -669,6 +684,8 @@ class OpenKMSApp:
             check_signature=not permissive,
         )
         service = verified.service
+        # What _scope_service would parse out of the Authorization header again.
+        scope[_SCOPE_SERVICE] = service
         if service not in _SERVICES:
             raise InvalidSignatureException(
                 "Credential should be scoped to correct service: 'kms'. "
@@ -792,6 +809,9 @@ def _target_operation(scope: Scope) -> str:
 
 def _scope_service(scope: Scope) -> str:
     """The service named by the request's credential scope, for choosing the error format."""
+    verified = scope.get(_SCOPE_SERVICE)
+    if verified is not None:
+        return str(verified)
     for name, value in scope["headers"]:
         if name == b"authorization":
             _, _, rest = value.partition(b"Credential=")
@@ -803,10 +823,10 @@ def _scope_service(scope: Scope) -> str:
     return parts[3].decode("latin-1") if len(parts) >= 5 else ""
 
 
-def _off_loop(scope: Scope) -> bool:
+def _off_loop(scope: Scope, operation: str) -> bool:
     """Whether the request is dispatched on the thread beside the event loop (``_OFF_LOOP``:
-    key generation and writes; IAM and STS, named by the credential scope, all)."""
-    operation = _target_operation(scope)
+    key generation and writes; IAM and STS, named by the credential scope, all).
+    ``operation``: ``_target_operation(scope)``."""
     if operation:
         return operation in _OFF_LOOP
     service = _scope_service(scope)

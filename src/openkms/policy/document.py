@@ -123,7 +123,11 @@ def _reject_constant(name: str) -> Any:
 def _load(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
+    except PolicyError:
+        raise
+    except ValueError as exc:
+        # JSONDecodeError, and Python's refusal of an integer of more than 4,300 digits
+        # (CVE-2020-10735's limit), which is not a JSONDecodeError.
         raise PolicyError("Policy document is not valid JSON.") from exc
     except RecursionError as too_deep:
         raise PolicyError("Policy document is nested too deeply.") from too_deep

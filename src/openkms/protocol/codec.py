@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from binascii import b2a_base64
 from typing import Any
 
 import orjson
@@ -26,4 +27,11 @@ def _default(value: object) -> object:
 
 
 def encode(result: dict[str, Any]) -> bytes:
-    return orjson.dumps(result, default=_default)
+    # The blobs of the cryptographic operations are top-level members: encoded here, in one
+    # pass, rather than by orjson calling back into Python (``_default``) for each of them.
+    # ``_default`` still handles any nested deeper.
+    flat = {
+        name: b2a_base64(value, newline=False).decode("ascii") if type(value) is bytes else value
+        for name, value in result.items()
+    }
+    return orjson.dumps(flat, default=_default)

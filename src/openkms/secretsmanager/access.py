@@ -8,10 +8,9 @@ resource policy text (None: none); ``request`` the validated request parameters,
 ``secretsmanager:*`` condition keys are read; ``secret_tags`` the secret's tags
 (``secretsmanager:ResourceTag/<key>``, ``aws:ResourceTag/<key>``).
 
-This version: identity policies (and session policies) through the IAM policy engine
-(``openkms.iam.authz``), the account root allowed in its own account, and every request for a
-secret of another account denied. sm-access extends it with resource policies and cross-account
-access through them (``_cross_account`` / ``_resource_policy_verdict``).
+The decision (identity and session policies, the resource policy, cross-account rules) is
+``resource_access.decide``: the KMS policy evaluator with IAM's rules for optional resource
+policies, the caller's identity from the access controller's cache.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any
 
 from openkms.context import RequestContext
 from openkms.errors import AccessDeniedException
-from openkms.iam import authz
+from openkms.secretsmanager import resource_access
 from openkms.secretsmanager.deps import SecretsDeps
 
 # The resource of the operations that act on no one secret (ListSecrets, GetRandomPassword).
@@ -107,22 +106,13 @@ def authorize(
     request: Mapping[str, Any],
     *,
     secret_tags: Sequence[tuple[str, str]] = (),
+    policy_bindings: Mapping[str, str] | None = None,
 ) -> None:
-    """Raises AccessDeniedException unless the caller may do ``action`` on ``secret_arn``."""
+    """Raises AccessDeniedException unless the caller may do ``action`` on ``secret_arn``.
+    ``policy_bindings``: the unique ids of the principals the resource policy names."""
     extra = condition_context(request, secret_arn, secret_tags)
-    if secret_arn != ANY and account_of(secret_arn) != ctx.principal.account_id:
-        # Another account's secret: only its resource policy could allow it (sm-access).
-        raise denied(
-            ctx,
-            action,
-            secret_arn,
-            "because no resource-based policy allows the " + action + " action",
-        )
-    verdict, _detail = authz.evaluate(deps.storage, ctx, action, secret_arn, extra)
-    if verdict == "allow":
-        return
-    if verdict == "deny":
-        raise denied(ctx, action, secret_arn, "with an explicit deny in an identity-based policy")
-    raise denied(
-        ctx, action, secret_arn, f"because no identity-based policy allows the {action} action"
+    decision = resource_access.decide(
+        deps, ctx, action, secret_arn, resource_policy, extra, bindings=policy_bindings
     )
+    if not decision.allowed:
+        raise denied(ctx, action, secret_arn, decision.detail)

@@ -29,6 +29,9 @@ class SecretsDeps:
     audit: AuditWriter | None = None
     # Extension point for the rotation runner's configuration (secretsmanager.rotation).
     rotation_config: Any = None
+    # The process's GetSecretValue cache (secretsmanager.read_cache.ReadCache), built once by
+    # the HTTP app; None: every read goes to storage and the KMS.
+    read_cache: Any = None
 
 
 Params = dict[str, Any]

@@ -130,7 +130,16 @@ def handle(deps: SecretsDeps, ctx: RequestContext, target: str, body: bytes) -> 
         ctx.operation = operation
         params = _validator.validate(operation, codec.decode_body(body))
         outcome.params = params
-        result = handler(deps, ctx, params)
+        replication.guard(deps, ctx, operation, params)
+        if operation not in READ_ONLY and deps.read_cache is not None:
+            deps.read_cache.invalidate()  # before and after: no read overlaps the write unseen
+        try:
+            result = handler(deps, ctx, params)
+            if operation not in READ_ONLY:
+                replication.sync_after(deps, ctx, operation)
+        finally:
+            if operation not in READ_ONLY and deps.read_cache is not None:
+                deps.read_cache.invalidate()
         outcome.result = result
         outcome.payload = codec.encode(result)
         return outcome

@@ -25,7 +25,13 @@ from typing import Any
 from openkms.audit import is_read_only
 from openkms.audit.events import build_record, event_id
 from openkms.context import RequestContext
-from openkms.errors import AccessDeniedException, NotFoundException, OpenKMSError
+from openkms.domain.key import require_usable_for_crypto
+from openkms.errors import (
+    AccessDeniedException,
+    NotFoundException,
+    OpenKMSError,
+    invalid_ciphertext,
+)
 from openkms.protocol.operations import handler_for
 from openkms.secretsmanager.deps import SecretsDeps
 from openkms.secretsmanager.errors import (
@@ -33,6 +39,7 @@ from openkms.secretsmanager.errors import (
     EncryptionFailure,
     InvalidParameterException,
 )
+from openkms.service.symmetric import is_symmetric, key_for_blob, require_encrypt_decrypt
 
 log = logging.getLogger("openkms.secretsmanager")
 
@@ -110,21 +117,22 @@ def _call(
     error: OpenKMSError | None = None
     try:
         return handler_for(operation)(deps.runtime, kctx, params)
-    except AccessDeniedException as exc:
-        error = exc
-        raise AccessDeniedException(KMS_DENIED) from exc
-    except OpenKMSError as exc:
-        error = exc
-        if exc.server_fault:
+    except AccessDeniedException as denied:
+        # One name per caught type: mypyc types an except variable once per function.
+        error = denied
+        raise AccessDeniedException(KMS_DENIED) from denied
+    except OpenKMSError as failed:
+        error = failed
+        if failed.server_fault:
             raise
-        if failure == "encrypt" and isinstance(exc, NotFoundException):
+        if failure == "encrypt" and isinstance(failed, NotFoundException):
             # A KmsKeyId that names no key: AWS's wording around KMS's own message.
             raise InvalidParameterException(
-                f"The operation failed because of an invalid KMS key: {exc.message}"
-            ) from exc
+                f"The operation failed because of an invalid KMS key: {failed.message}"
+            ) from failed
         if failure == "encrypt":
-            raise EncryptionFailure(ENCRYPT_FAILED) from exc
-        raise DecryptionFailure(DECRYPT_FAILED) from exc
+            raise EncryptionFailure(ENCRYPT_FAILED) from failed
+        raise DecryptionFailure(DECRYPT_FAILED) from failed
     finally:
         _audit(deps, kctx, {k: v for k, v in params.items() if k != "CiphertextBlob"}, error)
 
@@ -157,3 +165,43 @@ def describe_key(deps: SecretsDeps, ctx: RequestContext, key_ref: str) -> dict[s
     result = _call(deps, ctx, "DescribeKey", {"KeyId": key_ref}, "encrypt")
     metadata: dict[str, Any] = result["KeyMetadata"]
     return metadata
+
+
+def check_decrypt(
+    deps: SecretsDeps, ctx: RequestContext, blob: bytes, context: dict[str, str]
+) -> bool:
+    """Decrypt's checks on the caller's behalf without opening the blob, for a value already
+    decrypted in this process (``read_cache``): the key the blob names loaded, ``kms:Decrypt``
+    authorized with the encryption context, its state and usage checked, the use noted and the
+    KMS audit record written, exactly as a Decrypt leaves it. Raises as ``decrypt`` does.
+
+    False (nothing checked, nothing recorded) for a key in a custom key store: its store
+    decrypts, and may refuse, every time, so the caller must run ``decrypt``. The checks are
+    those of ``service.encryption``'s Decrypt (``_check_source``) for a symmetric blob."""
+    rt = deps.runtime
+    kctx = _derived(ctx, "Decrypt")
+    params: dict[str, Any] = {"CiphertextBlob": blob, "EncryptionContext": context}
+    error: OpenKMSError | None = None
+    try:
+        key, _parsed = key_for_blob(rt, kctx, blob, None)
+        if key.custom_key_store_id is not None:
+            return False
+        rt.access.authorize_key(kctx, "kms:Decrypt", key, params)
+        require_usable_for_crypto(key)
+        require_encrypt_decrypt(key, "Decrypt")
+        if not is_symmetric(key):
+            raise invalid_ciphertext()
+        rt.note_usage(key, kctx)
+        _audit(deps, kctx, {"EncryptionContext": context}, None)
+        return True
+    except AccessDeniedException as denied:
+        error = denied
+        raise AccessDeniedException(KMS_DENIED) from denied
+    except OpenKMSError as failed:
+        error = failed
+        if failed.server_fault:
+            raise
+        raise DecryptionFailure(DECRYPT_FAILED) from failed
+    finally:
+        if error is not None:
+            _audit(deps, kctx, {"EncryptionContext": context}, error)

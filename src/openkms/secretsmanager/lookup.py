@@ -32,6 +32,9 @@ MARKED_FOR_DELETION = (
     "You can't perform this operation on the secret because it was marked for deletion."
 )
 DAY = 86_400
+# Where a secret keeps the unique ids of the principals its resource policy names
+# (secretsmanager.resource_policies).
+POLICY_BINDINGS = "resource_policy_principals"
 
 
 def new_arn(partition: str, region: str, account_id: str, name: str) -> str:
@@ -99,6 +102,7 @@ def resolve(
         None if secret is None else secret.resource_policy,
         request,
         secret_tags=() if secret is None else secret.tags,
+        policy_bindings=None if secret is None else secret.extra.get(POLICY_BINDINGS),
     )
     if secret is None:
         raise ResourceNotFoundException()

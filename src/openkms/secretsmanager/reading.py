@@ -10,7 +10,7 @@ from typing import Any
 
 from openkms.context import RequestContext
 from openkms.errors import AccessDeniedException, OpenKMSError
-from openkms.secretsmanager import values
+from openkms.secretsmanager import read_cache
 from openkms.secretsmanager.access import ANY, authorize
 from openkms.secretsmanager.deps import Params, Result, SecretsDeps
 from openkms.secretsmanager.describe import when
@@ -41,8 +41,7 @@ def value_entry(
     version_id: str | None,
     stage: str | None,
 ) -> dict[str, Any]:
-    version = values.find_version(deps, secret, version_id, stage)
-    value = values.decrypt(deps, ctx, secret, version)
+    version, value = read_cache.version_and_value(deps, ctx, secret, version_id, stage)
     _touch(deps, secret, version, ctx.now)
     out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name, "VersionId": version.version_id}
     if value.string is not None:
@@ -55,7 +54,9 @@ def value_entry(
 
 
 def get_secret_value(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result:
-    secret = resolve(deps, ctx, req["SecretId"], "secretsmanager:GetSecretValue", req)
+    secret = read_cache.resolve_for_read(
+        deps, ctx, req["SecretId"], "secretsmanager:GetSecretValue", req
+    )
     return value_entry(deps, ctx, secret, req.get("VersionId"), req.get("VersionStage"))
 
 

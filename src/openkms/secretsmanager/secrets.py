@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from openkms.context import RequestContext
-from openkms.secretsmanager import values
+from openkms.secretsmanager import replication, values
 from openkms.secretsmanager.access import authorize
 from openkms.secretsmanager.deps import Params, Result, SecretsDeps
 from openkms.secretsmanager.describe import describe
@@ -47,13 +47,18 @@ def create_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
     check_name(name)
     value = values.value_of(req)
     tags = merged_tags((), tags_from(req.get("Tags")))
-    if req.get("AddReplicaRegions") or req.get("CrossAccountPrimaryARN"):
-        raise NotImplementedHere("Replication is not supported by this server yet.")
+    if req.get("CrossAccountPrimaryARN"):
+        raise NotImplementedHere(
+            "Cross-account replicas are not supported by this server (replication to other "
+            "Regions of the same account is)."
+        )
     account, region = ctx.principal.account_id, ctx.region
     arn = new_arn(deps.partition, region, account, name)
     authorize(deps, ctx, "secretsmanager:CreateSecret", arn, None, req)
     if tags:
         authorize_tagging(deps, ctx, arn, req)
+    if req.get("AddReplicaRegions"):
+        replication.authorize_replica_regions(deps, ctx, arn, req)
     storage = deps.storage
     existing = storage.find_secret(account, region, name)
     if existing is not None:
@@ -87,6 +92,10 @@ def create_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
     result: dict[str, Any] = {"ARN": arn, "Name": name}
     if version is not None:
         result["VersionId"] = version.version_id
+    if req.get("AddReplicaRegions"):
+        saved = replication.add_replicas(deps, ctx, secret, req["AddReplicaRegions"],
+                                         bool(req.get("ForceOverwriteReplicaSecret")))  # fmt: skip
+        result["ReplicationStatus"] = [dict(r) for r in saved.replicas]
     return result
 
 

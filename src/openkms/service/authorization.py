@@ -208,6 +208,12 @@ class PolicyAccessController:
         return bindings
 
     # -- facts -------------------------------------------------------------------------------------
+    def identity_of(self, principal: Principal) -> Identity:
+        """What applies to ``principal`` (identity and session policies, tags, role), cached
+        for at most the TTL: for other services' authorization (Secrets Manager) that shares
+        this evaluator and its bounded staleness."""
+        return self._identity(principal)
+
     def _identity(self, principal: Principal) -> Identity:
         if principal.kind == "root":
             return _ROOT_IDENTITY

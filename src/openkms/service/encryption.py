@@ -63,7 +63,7 @@ def encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": used}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Source:
     """The decrypting side of Decrypt and ReEncrypt, checked and ready to open: its key
     resolved, authorized and in a usable state, its ciphertext parsed (symmetric)."""
@@ -72,6 +72,15 @@ class _Source:
     algorithm: str
     blob: bytes
     parsed: ciphertext.CiphertextBlob | None
+
+    # Not frozen, and an explicit __init__ (compiled by mypyc): see ciphertext.CiphertextBlob.
+    def __init__(
+        self, key: KeyRecord, algorithm: str, blob: bytes, parsed: ciphertext.CiphertextBlob | None
+    ) -> None:
+        self.key = key
+        self.algorithm = algorithm
+        self.blob = blob
+        self.parsed = parsed
 
     def __repr__(self) -> str:
         return f"_Source(key={self.key.arn!r}, algorithm={self.algorithm!r})"

@@ -10,7 +10,7 @@ from typing import Any
 
 from openkms.clock import Clock
 from openkms.crypto.aead import SymmetricKey
-from openkms.domain.arn import alias_arn, is_key_id, key_arn, parse_key_ref
+from openkms.domain.arn import alias_arn, key_arn, parsed_key_ref
 from openkms.domain.key import KeyRecord
 from openkms.errors import InvalidArnException, KMSInternalException, NotFoundException
 from openkms.policy.access import AccessController
@@ -140,7 +140,7 @@ class Runtime:
         return key
 
     def _resolve_key(self, ctx: RequestContext, key_ref: str, *, allow_alias: bool) -> KeyRecord:
-        ref = parse_key_ref(key_ref)
+        ref, valid_key_id = parsed_key_ref(key_ref)
         account = ctx.principal.account_id
         region = ctx.region
         if ref is None:
@@ -177,7 +177,7 @@ class Runtime:
                 if ref.region != region:
                     raise NotFoundException(f"Invalid arn {ref.region}")
                 account = ref.account_id
-            if not is_key_id(key_id):
+            if not valid_key_id:
                 raise NotFoundException(f"Invalid keyId '{key_ref}'")
         arn = self.key_arn_for(account, region, key_id)
         if foreign:

@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""Instructions per request, counted by valgrind's callgrind: a repeatable measure of cost.
+
+    benchmarks/callgrind_request.py                          # Encrypt, root, full HTTP path
+    benchmarks/callgrind_request.py --op Decrypt --caller iam-user
+    benchmarks/callgrind_request.py --path trivial           # the calibration app, same stack
+    benchmarks/callgrind_request.py --annotate 30            # and the top functions
+
+On a shared machine wall-clock figures move by 2-3x from one minute to the next; instruction
+counts do not. Each measurement runs the request loop twice under callgrind, with ``--requests``
+and with twice as many, and divides the difference of the two totals by the difference of the
+request counts, so that start-up (imports, the app, the data directory) drops out.
+
+Paths:
+
+* ``http`` (default): the raw bytes of a signed request fed to the server's protocol
+  (``CoalescingHttpToolsProtocol``: httptools, uvicorn's request cycle, the ASGI app, the
+  coalesced write) on a uvloop event loop, the response collected by a recording transport.
+  What a worker does per request, minus the kernel's socket work.
+* ``dispatch``: ``OpenKMSApp._dispatch`` alone (authentication to the encoded response).
+* ``trivial``: the calibration app of ``benchmarks/run`` (``trivial_server.py``) on the
+  ``http`` path: the server stack's own cost, the denominator of "CPU x trivial".
+
+The audit log is on (as shipped) with a flush interval longer than the run, and is flushed at
+the end inside the measurement, so writing the lines is counted without timer noise. Valgrind
+hides the CPU's SHA extensions: SHA-256 is counted at its generic software cost (see
+docs/benchmarks.md, "Fifth session").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import kmsbench as kb  # noqa: E402
+
+kb.reexec_in_product_venv(__file__)
+
+ACCOUNT = "111122223333"
+OPS = ("Encrypt", "Decrypt", "GenerateDataKey", "DescribeKey")
+HOST = "127.0.0.1:4566"
+
+
+# --- preparation (outside valgrind) -----------------------------------------------------------
+def _settings_json(data_dir: Path) -> str:
+    from openkms.config import Settings
+
+    settings = Settings(
+        data_dir=str(data_dir),
+        rate_limits_enabled=False,
+        workers=1,
+        audit_flush_seconds=10.0,  # the longest allowed; flushed at the end, inside the count
+    ).validate()
+    return settings.to_json()
+
+
+def prepare(workdir: Path, op: str, caller: str) -> dict[str, Any]:
+    """A data directory with an account (and an IAM user), a key, and the signed request."""
+    from openkms.config import Settings
+    from openkms.http.app import create_app
+    from openkms.iam.dispatch import HANDLERS, IamDeps
+    from openkms.service import keys
+    from openkms.service.accounts import create_account
+    from openkms.service.context import Principal, RequestContext
+
+    data = workdir / "data"
+    settings_json = _settings_json(data)
+    app = create_app(Settings.from_json(settings_json))
+    rt = app.runtime
+    clock = rt.clock
+    issued = create_account(rt.storage, app.wired.root, clock, account_id=ACCOUNT)
+    root = Principal(ACCOUNT, issued.principal_arn, "root", issued.access_key_id, ACCOUNT)
+    ctx = RequestContext(root, "us-east-1", "prepare", clock.now(), "Prepare")
+    creds = kb.Credentials(issued.access_key_id, issued.secret_access_key, ACCOUNT)
+    if caller == "iam-user":
+        deps = IamDeps(rt.storage, app.wired.root, clock)
+        iam = HANDLERS["iam"]
+        iam["CreateUser"](deps, ctx, {"UserName": "bench"})
+        iam["PutUserPolicy"](
+            deps,
+            ctx,
+            {
+                "UserName": "bench",
+                "PolicyName": "bench",
+                "PolicyDocument": json.dumps(kb.IAM_USER_POLICY),
+            },
+        )
+        made = iam["CreateAccessKey"](deps, ctx, {"UserName": "bench"})
+        assert made is not None
+        creds = kb.Credentials(
+            made["AccessKey"]["AccessKeyId"], made["AccessKey"]["SecretAccessKey"], ACCOUNT
+        )
+    key_id = keys.create_key(rt, ctx, {})["KeyMetadata"]["KeyId"]
+    url = f"http://{HOST}"
+
+    def call(operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        signed = kb.sign(url, creds, operation, payload)
+        status, body, _, _ = app._dispatch(_scope(signed.headers), signed.body, "prepare")
+        if status != 200:
+            raise RuntimeError(f"{operation}: {status} {body!r}")
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    payload: dict[str, Any]
+    if op == "Encrypt":
+        payload = {"KeyId": key_id, "Plaintext": kb.PLAINTEXT, "EncryptionContext": kb.CONTEXT}
+    elif op == "Decrypt":
+        blob = call(
+            "Encrypt",
+            {"KeyId": key_id, "Plaintext": kb.PLAINTEXT, "EncryptionContext": kb.CONTEXT},
+        )["CiphertextBlob"]
+        payload = {"KeyId": key_id, "CiphertextBlob": blob, "EncryptionContext": kb.CONTEXT}
+    elif op == "GenerateDataKey":
+        payload = {"KeyId": key_id, "KeySpec": "AES_256"}
+    else:
+        payload = {"KeyId": key_id}
+    signed = kb.sign(url, creds, op, payload)
+    call(op, payload)  # the exact request succeeds
+    if app.audit is not None:
+        app.audit.close()
+    head = ["POST / HTTP/1.1\r\n"] + [f"{k}: {v}\r\n" for k, v in signed.headers.items()]
+    head.append(f"Content-Length: {len(signed.body)}\r\n\r\n")
+    raw = "".join(head).encode("latin-1") + signed.body
+    return {
+        "signed_at": rt.clock.now(),
+        "settings": settings_json,
+        "data": str(data),
+        "headers": list(signed.headers.items()),
+        "body": base64.b64encode(signed.body).decode(),
+        "raw": base64.b64encode(raw).decode(),
+    }
+
+
+def _scope(headers: dict[str, str] | list[tuple[str, str]]) -> dict[str, Any]:
+    items = headers.items() if isinstance(headers, dict) else headers
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 4566),
+        "scheme": "http",
+    }
+
+
+# --- the measured loop (inside valgrind) --------------------------------------------------------
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.last = b""
+
+    def write(self, data: Any) -> None:
+        self.writes += 1
+        self.last = bytes(data)
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 4566)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def _drive_http(app: Any, raw: bytes, count: int) -> None:
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from openkms.http.protocol import CoalescingHttpToolsProtocol
+
+    config = Config(app=app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False)
+    config.load()
+    protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+    transport = _Transport()
+    protocol.connection_made(transport)
+    for i in range(count):
+        protocol.data_received(raw)
+        while transport.writes <= i:
+            await asyncio.sleep(0)
+    if not transport.last.startswith(b"HTTP/1.1 200 "):
+        raise RuntimeError(f"not answered 200: {transport.last[:300]!r}")
+
+
+def _freeze_ttl_caches() -> None:
+    """Stop the clock of every TtlCache (key records, identities, grants, decisions ...).
+
+    Their entries live one second. Under valgrind a request takes ~50 times as long as on the
+    CPU, so a one-second cache would miss every few dozen requests and the count would include
+    storage reads that, at the thousands of requests per second this measures, happen once in
+    ten thousand. With the clock stopped every cache behaves as it does under load."""
+    import gc
+
+    from openkms.service.caches import TtlCache
+
+    stopped = itertools.repeat(0.0).__next__  # a C function, as cheap as time.monotonic
+    for obj in gc.get_objects():
+        if isinstance(obj, TtlCache):
+            obj._clock = stopped
+
+
+def inner(spec_path: Path, path: str, count: int) -> None:
+    spec = json.loads(spec_path.read_text())
+    raw = base64.b64decode(spec["raw"])
+    if path == "trivial":
+        import trivial_server
+        import uvloop
+
+        uvloop.run(_drive_http(trivial_server.app, raw, count))
+        return
+    from openkms.config import ENV_SETTINGS, Settings
+    from openkms.http.app import create_app
+
+    os.environ[ENV_SETTINGS] = spec["settings"]
+    app = create_app(Settings.from_json(spec["settings"]))
+    if app.metrics is not None:
+        # Its file is rewritten once a second, not per request: kept out of the count (timed).
+        app.metrics._flush_interval = 1e9
+    _freeze_ttl_caches()
+    # The request was signed before the runs began; on a busy machine the second run can end
+    # more than the allowed 15 minutes of skew later. The signature is still checked in full.
+    from openkms.clock import FixedClock
+
+    app.verifier._clock = FixedClock(spec["signed_at"])
+    if path == "dispatch":
+        scope = _scope([tuple(h) for h in spec["headers"]])
+        body = base64.b64decode(spec["body"])
+        for _ in range(count):
+            status = app._dispatch(scope, body, "00000000-0000-4000-8000-000000000000")[0]
+        if status != 200:
+            raise RuntimeError(f"not answered 200: {status}")
+    else:
+        import uvloop
+
+        uvloop.run(_drive_http(app, raw, count))
+    if app.audit is not None:
+        app.audit.close()  # the batch written and fsync'ed: part of the cost
+
+
+# --- running valgrind ---------------------------------------------------------------------------
+def _callgrind(spec: Path, path: str, count: int, out: Path) -> int:
+    data = Path(json.loads(spec.read_text())["data"])
+    with tempfile.TemporaryDirectory() as tmp:
+        # Each run starts from the same copy of the data directory (and an empty audit log).
+        copy = Path(tmp) / "data"
+        shutil.copytree(data, copy)
+        spec_copy = Path(tmp) / "spec.json"
+        doc = json.loads(spec.read_text())
+        doc["settings"] = _settings_json(copy)
+        doc["data"] = str(copy)
+        spec_copy.write_text(json.dumps(doc))
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               sys.executable, __file__, "--inner", str(spec_copy), "--path", path,
+               "--requests", str(count)]  # fmt: skip
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"valgrind failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no total in {out}")
+    return int(match.group(1))
+
+
+def _per_function(out: Path, inclusive: bool) -> dict[str, int]:
+    shown = subprocess.run(
+        ["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100",
+         str(out)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    costs: dict[str, int] = {}
+    for line in shown.splitlines():
+        match = re.match(r"^\s*([\d,]+) \([^)]*\)\s+(?:\* +)?(\S.*)$", line)
+        if match:
+            name = match.group(2).strip()
+            costs[name] = costs.get(name, 0) + int(match.group(1).replace(",", ""))
+    return costs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--op", default="Encrypt", choices=OPS)
+    parser.add_argument("--caller", default="root", choices=("root", "iam-user"))
+    parser.add_argument("--path", default="http", choices=("http", "dispatch", "trivial"))
+    parser.add_argument("--requests", type=int, default=500, help="requests of the short run")
+    parser.add_argument("--annotate", type=int, default=0, help="print the top N functions")
+    parser.add_argument("--keep", type=Path, help="directory for the callgrind output files")
+    parser.add_argument("--inner", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner is not None:
+        inner(args.inner, args.path, args.requests)
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        spec = work / "spec.json"
+        spec.write_text(json.dumps(prepare(work, args.op, args.caller)))
+        keep = args.keep or work
+        keep.mkdir(parents=True, exist_ok=True)
+        stem = f"callgrind.{args.path}.{args.op}.{args.caller}"
+        short, long_ = args.requests, 2 * args.requests
+        total_short = _callgrind(spec, args.path, short, keep / f"{stem}.{short}.out")
+        long_out = keep / f"{stem}.{long_}.out"
+        total_long = _callgrind(spec, args.path, long_, long_out)
+        per_request = (total_long - total_short) / (long_ - short)
+        what = "trivial app" if args.path == "trivial" else f"{args.op} as {args.caller}"
+        print(
+            f"{what}, path {args.path}: {per_request:,.0f} instructions per request "
+            f"({total_short:,} for {short}, {total_long:,} for {long_})"
+        )
+        if args.annotate:
+            short_out = keep / f"{stem}.{short}.out"
+            for inclusive in (True, False):
+                diff = _per_function(long_out, inclusive)
+                base = _per_function(short_out, inclusive)
+                rows = sorted(((n - base.get(f, 0)) / (long_ - short), f) for f, n in diff.items())
+                label = "inclusive" if inclusive else "self"
+                print(f"\ntop {args.annotate} functions by {label} instructions per request:")
+                for cost, name in reversed(rows[-args.annotate :]):
+                    print(f"{cost:>10,.0f}  {name[:140]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
