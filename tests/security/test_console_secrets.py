@@ -184,6 +184,21 @@ def test_create_put_delete_and_restore_through_the_console(console: ConsoleServe
     # A wrong recovery window is refused in AWS's words, never a 500.
     bad = browser.post("/console/secrets/delete", {"csrf": token, "secret_id": arn, "days": "3"})
     assert bad.status == 400 and "InvalidParameterException" in bad.body
+    # The resource policy: saved with PutResourcePolicy, a malformed one refused in AWS's words.
+    account = arn.split(":")[4]
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+    assert browser.post("/console/secrets/policy",
+                        {"csrf": token, "secret_id": arn, "policy": doc}).status == 303
+    assert json.loads(sm.get_resource_policy(SecretId=arn)["ResourcePolicy"]) == json.loads(doc)
+    assert "GetSecretValue" in browser.get(_secret_page(arn)).body
+    bad_policy = browser.post("/console/secrets/policy",
+                              {"csrf": token, "secret_id": arn, "policy": "{not json"})
+    assert bad_policy.status == 400 and "{not json" in bad_policy.body
+    assert browser.post("/console/secrets/delete-policy",
+                        {"csrf": token, "secret_id": arn}).status == 303
+    assert "ResourcePolicy" not in sm.get_resource_policy(SecretId=arn)
     # Search by tag through ListSecrets filters.
     found = browser.get("/console/secrets?q=pay&field=tag-value").body
     assert name in found
