@@ -8,10 +8,10 @@ import dataclasses
 
 import pytest
 
+from openkms.scheduler import run_once
 from openkms.secretsmanager import reading, secrets, versions
 from openkms.secretsmanager.deps import SecretsDeps
 from openkms.secretsmanager.errors import DecryptionFailure, InvalidRequestException
-from openkms.service.scheduler import run_once
 from tests.unit.service_helpers import Harness
 
 DAY = 86_400.0

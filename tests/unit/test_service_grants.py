@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from openkms import scheduler
 from openkms.errors import (
     AccessDeniedException,
     InvalidGrantIdException,
@@ -12,7 +13,7 @@ from openkms.errors import (
     ValidationException,
 )
 from openkms.iam.store import IamStore, User
-from openkms.service import grants, keys, scheduler
+from openkms.service import grants, keys
 from openkms.service.context import Principal, RequestContext
 from tests.unit.service_helpers import ACCOUNT, Harness
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from openkms import scheduler
 from openkms.errors import AlreadyExistsException, UnsupportedOperationException
-from openkms.service import encryption, keys, multi_region, rotation, scheduler
+from openkms.service import encryption, keys, multi_region, rotation
 from tests.unit.service_helpers import Harness
 
 DAY = 86_400

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from openkms import scheduler
 from openkms.errors import (
     DisabledException,
     KMSInvalidStateException,
     LimitExceededException,
     NotFoundException,
 )
-from openkms.service import aliases, encryption, keys, rotation, scheduler, tags
+from openkms.service import aliases, encryption, keys, rotation, tags
 from tests.unit.service_helpers import Harness
 
 DAY = 86_400

@@ -40,10 +40,10 @@ from openkms.http.wiring import (
 )
 from openkms.logsetup import configure_logging, uvicorn_log_config
 from openkms.rootoftrust.file import RootKeyFileError
+from openkms.scheduler import run_once
 from openkms.secretsmanager.rotation.runner import register as register_rotation_runner
 from openkms.secretsmanager.rotation.setup import wait_for_rotations
 from openkms.service.accounts import IssuedAccessKey, create_account
-from openkms.service.scheduler import run_once
 from openkms.storage.base import StorageError
 
 DEV_ENV_FILE = "dev.env"

@@ -49,10 +49,10 @@ from openkms.protocol.model import TARGET_PREFIX
 from openkms.protocol.operations import OPERATIONS, READ_ONLY, handler_for
 from openkms.protocol.validation import validate_input
 from openkms.rootoftrust.shamir import UNSEAL_PATH, handle_unseal
+from openkms.scheduler import run_once
 from openkms.service.accounts import ensure_account
 from openkms.service.caches import TtlCache
 from openkms.service.context import RequestContext
-from openkms.service.scheduler import run_once
 from openkms.storage.base import StorageError
 
 Scope = MutableMapping[str, Any]

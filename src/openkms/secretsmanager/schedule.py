@@ -1,4 +1,4 @@
-"""Secrets Manager's part of the scheduler run (``service.scheduler.run_once``): scheduled
+"""Secrets Manager's part of the scheduler run (``openkms.scheduler.run_once``): scheduled
 deletions that have come due, and due rotations (``rotation.schedule``)."""
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The scheduler: due deletions, due automatic rotations and expired imported material (and
-Secrets Manager's due deletions and rotations), driven by an injectable time.
+"""The scheduler: due deletions, due automatic rotations and expired imported material,
+expired STS sessions, and Secrets Manager's due deletions and rotations, driven by an injectable
+time. It sits above ``service``, ``iam`` and ``secretsmanager`` (it runs jobs of all three), so
+none of them imports a package built on it.
 
 Every job re-checks its key inside its own transaction, so several processes may run the
 scheduler against one database: a due job is done once, and a repeat finds nothing to do."""
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from openkms.iam.sessions import purge_expired
+from openkms.secretsmanager.schedule import run_due
 from openkms.service.imports import expire_material
 from openkms.service.keys import purge_due_keys
 from openkms.service.rotation import run_due_rotations
@@ -25,9 +29,6 @@ class SchedulerReport:
 
 
 def run_once(rt: Runtime, now: float) -> SchedulerReport:
-    from openkms.iam.sessions import purge_expired
-    from openkms.secretsmanager.schedule import run_due
-
     secrets_deleted, secrets_rotated = run_due(rt, now)
     return SchedulerReport(
         deleted=purge_due_keys(rt, now),
