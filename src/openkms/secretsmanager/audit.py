@@ -15,26 +15,13 @@ from typing import Any, Final
 from openkms.audit.events import build_record
 from openkms.audit.redaction import camel
 from openkms.context import RequestContext
-from openkms.secretsmanager.model import EVENT_SOURCE, sensitive_members
+from openkms.secretsmanager.model import EVENT_SOURCE, READ_ONLY, sensitive_members
 
 _FRAGMENTS: Final = ("SecretString", "SecretBinary", "Password")
-_READ_ONLY: Final = frozenset(
-    {
-        "BatchGetSecretValue",
-        "DescribeSecret",
-        "GetRandomPassword",
-        "GetResourcePolicy",
-        "GetSecretValue",
-        "ListResourcePolicies",
-        "ListSecretVersionIds",
-        "ListSecrets",
-        "ValidateResourcePolicy",
-    }
-)
 
 
 def is_read_only(operation: str) -> bool:
-    return operation in _READ_ONLY
+    return operation in READ_ONLY
 
 
 def _denied(name: str) -> bool:

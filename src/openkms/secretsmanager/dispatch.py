@@ -22,7 +22,7 @@ from openkms.protocol.validation import ModelValidator
 from openkms.secretsmanager import operations, replication, resource_policies
 from openkms.secretsmanager.deps import Handler, Params, SecretsDeps
 from openkms.secretsmanager.errors import InternalServiceError, NotImplementedHere, SecretsError
-from openkms.secretsmanager.model import TARGET_PREFIX, load_model, operation_names
+from openkms.secretsmanager.model import READ_ONLY, TARGET_PREFIX, load_model, operation_names
 from openkms.secretsmanager.rotation import operations as rotation_operations
 from openkms.storage.base import StorageError
 
@@ -36,22 +36,6 @@ HANDLERS: Mapping[str, Handler] = {
     **resource_policies.OPERATIONS,
     **replication.OPERATIONS,
 }
-
-# Operations that only read: served on the event loop (the HTTP app runs the rest, which
-# write and wait for the disk, on its thread beside the loop).
-READ_ONLY = frozenset(
-    {
-        "BatchGetSecretValue",
-        "DescribeSecret",
-        "GetRandomPassword",
-        "GetResourcePolicy",
-        "GetSecretValue",
-        "ListResourcePolicies",
-        "ListSecretVersionIds",
-        "ListSecrets",
-        "ValidateResourcePolicy",
-    }
-)
 
 _validator = ModelValidator(load_model())
 _MODEL_OPERATIONS = frozenset(operation_names())

@@ -41,3 +41,20 @@ def sensitive_members() -> frozenset[str]:
             if shapes.get(member["shape"], {}).get("sensitive"):
                 found.add(name)
     return frozenset(found)
+
+
+# The operations that only read: audited as readOnly and served on the event loop (the HTTP app
+# runs the rest, which write and wait for the disk, on its thread beside the loop).
+READ_ONLY: frozenset[str] = frozenset(
+    {
+        "BatchGetSecretValue",
+        "DescribeSecret",
+        "GetRandomPassword",
+        "GetResourcePolicy",
+        "GetSecretValue",
+        "ListResourcePolicies",
+        "ListSecretVersionIds",
+        "ListSecrets",
+        "ValidateResourcePolicy",
+    }
+)
