@@ -10,6 +10,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+import urllib3
+
 from tests.conftest import Server, ServerProcess
 
 
@@ -53,6 +55,7 @@ class Answer:
     status: int
     headers: http.client.HTTPMessage
     body: str
+    raw: bytes = b""
 
 
 class Browserless:
@@ -90,13 +93,43 @@ class Browserless:
         try:
             conn.request(method, path, body=body, headers=sent)
             resp = conn.getresponse()
-            text = resp.read().decode("utf-8", "replace")
+            raw = resp.read()
         finally:
             conn.close()
+        text = raw.decode("utf-8", "replace")
         for value in resp.headers.get_all("set-cookie") or []:
             pair = value.split(";", 1)[0]
             self.cookie = None if pair.endswith("=") else pair
-        return Answer(resp.status, resp.headers, text)
+        return Answer(resp.status, resp.headers, text, raw)
+
+    def upload(
+        self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]],
+        **kwargs: object,
+    ) -> Answer:
+        """A multipart/form-data POST, as a browser sends a form with file inputs: each file is
+        (file name, bytes, content type)."""
+        body, content_type = urllib3.encode_multipart_formdata({**fields, **files})
+        return self.request_raw(path, body, content_type, **kwargs)
+
+    def request_raw(
+        self, path: str, body: bytes, content_type: str, *, same_origin: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        sent = {"Host": f"{self.host}:{self.port}", "Content-Type": content_type}
+        if same_origin:
+            sent["Origin"] = self.origin
+            sent["Sec-Fetch-Site"] = "same-origin"
+        if self.cookie:
+            sent["Cookie"] = self.cookie
+        sent.update(headers or {})
+        try:
+            conn.request("POST", path, body=body, headers=sent)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        return Answer(resp.status, resp.headers, raw.decode("utf-8", "replace"), raw)
 
     def get(self, path: str) -> Answer:
         return self.request("GET", path)

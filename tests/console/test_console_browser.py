@@ -16,6 +16,7 @@ import re
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from tests.components import unavailable
 from tests.console.support import ConsoleServer, start_dev_server
@@ -243,6 +246,72 @@ def test_schedule_deletion_and_cancel_it(
     assert page.locator("#key-state").inner_text() == "Disabled"
     page.click("#do-enable")
     assert page.locator("#key-state").inner_text() == "Enabled"
+
+
+def test_create_a_grant_see_an_error_then_revoke_it(
+    page: Any, console: ConsoleServer, shots: Path, made_key: str
+) -> None:
+    _open_key(page, console, made_key)
+    root = page.locator(".who .arn").inner_text()
+    page.locator("#new-grant summary").click()
+    page.fill("#grantee", root)
+    page.fill("#grant-name", "console-demo")
+    page.click("#do-create-grant")  # no operation ticked: AWS's error, the form kept open
+    assert page.locator("#error").inner_text().startswith("ValidationException: ")
+    assert page.locator("#grant-name").input_value() == "console-demo"
+    page.check("#op-Encrypt")
+    page.check("#op-Decrypt")
+    page.select_option("#constraint", "EncryptionContextEquals")
+    page.fill("#grant-context", "purpose=demo")
+    page.fill("#retiring", root)
+    page.click("#do-create-grant")
+    assert "The grant was created." in page.locator(".flash.ok").inner_text()
+    grants = page.locator("#grant-list").inner_text()
+    assert "console-demo" in grants and "Decrypt, Encrypt" in grants and "purpose" in grants
+    page.locator("#grants").screenshot(path=str(shots / "grants.png"))
+    page.locator("#grant-list #do-revoke-grant").first.click()
+    assert "The grant was revoked." in page.locator(".flash.ok").inner_text()
+    assert "console-demo" not in page.locator("#grant-list").inner_text()
+
+
+def test_import_key_material(
+    page: Any, console: ConsoleServer, shots: Path, tmp_path: Path
+) -> None:
+    kms = client(console.server, "kms")
+    key_id = kms.create_key(Origin="EXTERNAL", Description="imported material")[
+        "KeyMetadata"]["KeyId"]
+    _open_key(page, console, key_id)
+    page.click("#import-link")
+    page.select_option("#algorithm", "RSAES_OAEP_SHA_256")
+    page.select_option("#wrapping-spec", "RSA_3072")
+    shot(page, shots, "import")
+    with page.expect_download() as info:
+        page.click("#do-import-parameters")
+    download = info.value
+    assert download.suggested_filename == "ImportParameters.zip"
+    with zipfile.ZipFile(download.path()) as archive:
+        public = serialization.load_der_public_key(archive.read("WrappingPublicKey.bin"))
+        (tmp_path / "ImportToken.bin").write_bytes(archive.read("ImportToken.bin"))
+    wrapped = public.encrypt(  # type: ignore[union-attr]
+        os.urandom(32), padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
+    (tmp_path / "EncryptedKeyMaterial.bin").write_bytes(wrapped)
+    # The files swapped first: AWS's error on the page, never a 500.
+    page.set_input_files("#material", str(tmp_path / "ImportToken.bin"))
+    page.set_input_files("#token", str(tmp_path / "EncryptedKeyMaterial.bin"))
+    page.click("#do-import")
+    assert page.locator("#error").inner_text().startswith("InvalidImportTokenException: ")
+    page.set_input_files("#material", str(tmp_path / "EncryptedKeyMaterial.bin"))
+    page.set_input_files("#token", str(tmp_path / "ImportToken.bin"))
+    page.check("#expires")
+    page.fill("#valid-to", time.strftime("%Y-%m-%d", time.gmtime(time.time() + 90 * 86400)))
+    page.click("#do-import")
+    assert "The key material was imported." in page.locator(".flash.ok").inner_text()
+    assert page.locator("#key-state").inner_text() == "Enabled"
+    assert re.search(r"expires .* \(in 8\d d", page.locator("#import").inner_text())
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+    page.click("#do-delete-material")
+    assert page.locator("#key-state").inner_text() == "PendingImport"
 
 
 def test_the_actions_are_in_the_audit_view(

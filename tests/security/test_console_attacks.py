@@ -22,7 +22,7 @@ import pytest
 from openkms.tlsdev import make_dev_certs
 from tests.conftest import ServerProcess, child_env, create_account, free_port, openkms_command
 from tests.console.support import Browserless, ConsoleServer, start_dev_server
-from tests.security.support import client
+from tests.security.support import client, new_user
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -74,13 +74,15 @@ def signed_in(console: ConsoleServer) -> Browserless:
 
 
 PAGES = ("/console/", "/console/overview", "/console/keys", "/console/keys/new",
-         "/console/audit", "/console/iam", "/console/keys/{key}", "/console/secrets",
+         "/console/audit", "/console/iam", "/console/keys/{key}", "/console/keys/{key}/import",
+         "/console/secrets",
          "/console/secrets/new", "/console/secrets/secret?id=x")
 SECRET_ACTIONS = ("new", "reveal", "put-value", "description", "tag", "untag", "delete",
                   "restore", "policy", "delete-policy", "rotate", "cancel-rotation")
 KEY_ACTIONS = ("policy", "rotation-on", "rotation-off", "rotate", "schedule-deletion",
                "cancel-deletion", "enable", "disable", "description", "tag", "untag", "alias",
-               "unalias", "delete-material", "replicate")
+               "unalias", "delete-material", "replicate", "create-grant", "retire-grant",
+               "revoke-grant", "import-parameters", "import")
 ACTIONS = ("/console/keys/new", "/console/signout", "/console/iam/create-user",
            "/console/iam/delete-user", "/console/iam/create-key",
            *(f"/console/keys/{{key}}/{a}" for a in KEY_ACTIONS),
@@ -394,3 +396,119 @@ def test_under_tls_the_cookie_is_secure_and_host_only(tmp_path: Path) -> None:
         assert call("GET", "/console/keys", headers={"Cookie": plain}).status == 303
     finally:
         proc.stop()
+
+
+# -- grants and imported key material -------------------------------------------------------------
+def test_a_user_without_create_grant_cannot_make_one(console: ConsoleServer, key_id: str) -> None:
+    """The console creates, retires and revokes grants as the signed-in principal: an IAM user
+    allowed to read the key but not kms:CreateGrant (nor RetireGrant, RevokeGrant) gets AWS's
+    AccessDeniedException and changes nothing."""
+    kms = client(console.server, "kms")
+    account = client(console.server, "sts").get_caller_identity()["Account"]
+    iam = client(console.server, "iam")
+    reader = new_user(iam, None, {
+        "Effect": "Allow",
+        "Action": ["kms:DescribeKey", "kms:ListGrants", "kms:ListAliases",
+                   "kms:ListResourceTags", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus"],
+        "Resource": "*",
+    })
+    existing = kms.create_grant(KeyId=key_id, GranteePrincipal=f"arn:aws:iam::{account}:root",
+                                Operations=["Decrypt"])["GrantId"]
+    browser = Browserless(console.server.endpoint)
+    deadline = time.monotonic() + 5
+    while True:  # a new user's policy takes effect within the cache TTL
+        browser.sign_in(reader.creds["AccessKeyId"], reader.creds["SecretAccessKey"])
+        page = browser.get(f"/console/keys/{key_id}")
+        if page.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert page.status == 200 and 'id="grant-form"' in page.body
+    token = browser.csrf(f"/console/keys/{key_id}")
+    answer = browser.post(f"/console/keys/{key_id}/create-grant", {
+        "csrf": token, "grantee": reader.arn, "op-Decrypt": "on", "op-CreateGrant": "on"})
+    assert answer.status == 400
+    assert re.search(r'id="error">AccessDeniedException: ', answer.body), answer.body[:2000]
+    for action in ("retire-grant", "revoke-grant"):
+        answer = browser.post(f"/console/keys/{key_id}/{action}",
+                              {"csrf": token, "grant_id": existing})
+        assert answer.status == 400, action
+        assert re.search(r'id="error">AccessDeniedException: ', answer.body), action
+    grants = kms.list_grants(KeyId=key_id)["Grants"]
+    assert [g["GrantId"] for g in grants] == [existing]
+    kms.revoke_grant(KeyId=key_id, GrantId=existing)
+
+
+def test_grant_and_import_forms_refuse_cross_site_posts(
+    console: ConsoleServer, key_id: str
+) -> None:
+    victim = signed_in(console)
+    token = victim.csrf()
+    account = client(console.server, "sts").get_caller_identity()["Account"]
+    grant = {"csrf": token, "grantee": f"arn:aws:iam::{account}:root", "op-Decrypt": "on"}
+    path = f"/console/keys/{key_id}/create-grant"
+    refusals = [
+        victim.post(path, grant, headers={"Origin": "http://evil.example"}),
+        victim.post(path, grant, headers={"Sec-Fetch-Site": "cross-site"}),
+        victim.post(path, grant, same_origin=False),
+        victim.post(path, {k: v for k, v in grant.items() if k != "csrf"}),
+        victim.post(path, {**grant, "csrf": "x" * 43}),
+        # The same as a multipart form (what a cross-site <form enctype=...> could send).
+        victim.upload(path, grant, {}, headers={"Origin": "http://evil.example"}),
+        victim.upload(f"/console/keys/{key_id}/import", {"csrf": token},
+                      {"material": ("m.bin", b"x", "application/octet-stream"),
+                       "token": ("t.bin", b"y", "application/octet-stream")},
+                      same_origin=False),
+        victim.post(f"/console/keys/{key_id}/import-parameters",
+                    {"csrf": token, "algorithm": "RSAES_OAEP_SHA_256", "spec": "RSA_2048"},
+                    headers={"Sec-Fetch-Site": "cross-site"}),
+    ]
+    assert [r.status for r in refusals] == [403] * len(refusals)
+    assert not client(console.server, "kms").list_grants(KeyId=key_id)["Grants"]
+    # The same grant form from our own origin goes through (so the refusals above were the
+    # origin and the token, not the form).
+    assert victim.post(path, grant).status == 303
+    for g in client(console.server, "kms").list_grants(KeyId=key_id)["Grants"]:
+        client(console.server, "kms").revoke_grant(KeyId=key_id, GrantId=g["GrantId"])
+
+
+def test_uploads_that_are_huge_or_not_what_they_claim(console: ConsoleServer) -> None:
+    kms = client(console.server, "kms")
+    key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    browser = signed_in(console)
+    path = f"/console/keys/{key_id}/import"
+    token = browser.csrf(path)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+    answers = {
+        # Beyond the console's body limit: refused before the body is read.
+        "huge": browser.upload(path, {"csrf": token},
+                               {"material": ("k.bin", b"\x00" * (300 * 1024), "x/y"),
+                                "token": ("t.bin", b"t", "x/y")}),
+        # An image claiming to be key material, a text file claiming to be a token.
+        "png": browser.upload(path, {"csrf": token},
+                              {"material": ("EncryptedKeyMaterial.bin", png, "image/png"),
+                               "token": ("ImportToken.bin", b"hello\n", "text/plain")}),
+        # A file name that would be markup or a path if it were ever shown or used.
+        "name": browser.upload(path, {"csrf": token},
+                               {"material": ('"><script>alert(1)</script>../../etc/passwd',
+                                             b"\x00" * 256, "application/octet-stream"),
+                                "token": ("t.bin", b"\x00" * 48, "application/octet-stream")}),
+        # Malformed multipart bodies: no boundary, too many parts, a field that is not UTF-8.
+        "no-boundary": browser.request_raw(path, b"--zz\r\n", "multipart/form-data"),
+        "many-parts": browser.upload(path, {"csrf": token, **{f"f{i}": "x" for i in range(40)}},
+                                     {}),
+        "not-utf8": browser.request_raw(
+            path, b'--zz\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n\xff\xfe\r\n'
+            b"--zz--\r\n", "multipart/form-data; boundary=zz"),
+        "truncated": browser.request_raw(
+            path, b'--zz\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n'
+            + token.encode(), "multipart/form-data; boundary=zz"),
+    }
+    statuses = {name: answer.status for name, answer in answers.items()}
+    assert statuses["huge"] == 413
+    assert statuses["png"] == 400 and "InvalidImportTokenException" in answers["png"].body
+    assert statuses["name"] == 400 and "<script>alert(1)" not in answers["name"].body
+    assert "etc/passwd" not in answers["name"].body
+    for name in ("no-boundary", "many-parts", "not-utf8"):
+        assert statuses[name] == 403, (name, answers[name].body[:300])
+    assert statuses["truncated"] in (400, 403)  # never a 500, and nothing imported
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"

@@ -17,7 +17,17 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from openkms.console import audit_view, filters, iam_view, key_forms, keys, overview, secrets
+from openkms.console import (
+    audit_view,
+    filters,
+    grant_forms,
+    iam_view,
+    import_forms,
+    key_forms,
+    keys,
+    overview,
+    secrets,
+)
 from openkms.console.client import ApiClient, ApiError, Creds, Origin, text_of
 from openkms.console.page import Page
 from openkms.console.sessions import SessionStore
@@ -61,8 +71,12 @@ class ConsoleApp:
             lstrip_blocks=True,
         )
         filters.install(self.templates)
+        self.templates.globals["grant_operations"] = grant_forms.OPERATIONS
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (key_forms, keys, secrets, audit_view, overview, iam_view):
+        # The first matching route answers: grant and import actions before key_forms' general
+        # /keys/<id>/<action>.
+        for module in (grant_forms, import_forms, key_forms, keys, secrets, audit_view, overview,
+                       iam_view):
             for method, pattern, handler in module.ROUTES:
                 self.routes.append((method, re.compile(f"^{PREFIX}{pattern}$"), handler))
 

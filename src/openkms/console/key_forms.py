@@ -113,7 +113,10 @@ async def create_key(page: Page) -> Response:
     try:
         meta = (await page.kms("CreateKey", params))["KeyMetadata"]
     except ApiError as exc:
-        return _new_form(page, status=400, error=f"{exc.code}: {exc.message}", stores=[])
+        # The form comes back as it was filled in, custom key stores listed again.
+        stores = await section(page, "DescribeCustomKeyStores", {"Limit": 100})
+        return _new_form(page, status=400, error=f"{exc.code}: {exc.message}",
+                         stores=stores.get("CustomKeyStores", []))
     alias = form.get("alias", "").strip()
     if alias:
         name = alias if alias.startswith("alias/") else f"alias/{alias}"

@@ -74,6 +74,10 @@ DONE = {
     "unalias": "The alias was deleted.",
     "delete-material": "The imported key material was deleted.",
     "replicate": "The replica key was created.",
+    "create-grant": "The grant was created.",
+    "retire-grant": "The grant was retired.",
+    "revoke-grant": "The grant was revoked.",
+    "import": "The key material was imported.",
 }
 
 

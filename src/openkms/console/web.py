@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +28,9 @@ CSP = (
 COOKIE_PLAIN = "openkms_console"
 COOKIE_TLS = "__Host-openkms_console"
 MAX_FORM_BYTES = 256 * 1024
+# A multipart form (the key material upload) has a few fields: more parts than this and none of
+# them is read (so the CSRF check fails and the request is refused).
+MAX_PARTS = 16
 
 
 @dataclass(slots=True)
@@ -37,6 +43,9 @@ class Request:
     scheme: str
     client: tuple[str, int]
     form: dict[str, str] = field(default_factory=dict)
+    # Uploaded files of a multipart form, by field name: their bytes, nothing else of them
+    # (the browser's file name and content type are claims, and nothing reads them).
+    files: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any], body: bytes) -> Request:
@@ -58,6 +67,8 @@ class Request:
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if request.method == "POST" and content_type == "application/x-www-form-urlencoded":
             request.form = _first_values(body.decode("utf-8", "replace"))
+        elif request.method == "POST" and content_type == "multipart/form-data":
+            request.form, request.files = _multipart(headers.get("content-type", ""), body)
         return request
 
     @property
@@ -164,3 +175,33 @@ def _first_values(text: str) -> dict[str, str]:
     except ValueError:  # more fields than any console form has: none of them is read
         return {}
     return {name: values[0] for name, values in parsed.items()}
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
+    """A multipart/form-data body (already within MAX_FORM_BYTES) as its text fields and its
+    files. Anything malformed (no boundary, too many parts, a part without a name, a field
+    that is not UTF-8) gives no fields at all: the request then fails the CSRF check."""
+    form: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    try:
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        if not isinstance(message, EmailMessage) or not message.is_multipart():
+            return {}, {}
+        parts = list(message.iter_parts())
+        if len(parts) > MAX_PARTS:
+            return {}, {}
+        for part in parts:
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str) or not name:
+                return {}, {}
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            if part.get_filename() is not None:
+                files.setdefault(name, data)
+            else:
+                form.setdefault(name, data.decode("utf-8"))
+    except (ValueError, LookupError, TypeError, UnicodeError):
+        return {}, {}
+    return form, files
