@@ -301,3 +301,37 @@ def test_import_errors_are_aws_words(console: ConsoleServer, browser: Browserles
     page = browser.get(f"/console/keys/{other}/import")
     assert page.status == 200 and 'id="not-external"' in page.body
     assert 'id="import-form"' not in page.body
+
+
+# -- IAM roles and inline policies ----------------------------------------------------------------
+def test_create_a_role_and_put_an_inline_policy(
+    console: ConsoleServer, browser: Browserless
+) -> None:
+    iam = client(console.server, "iam")
+    account = _account(console)
+    token = browser.csrf("/console/iam")
+    page = browser.get("/console/iam")
+    assert f"arn:aws:iam::{account}:root" in page.body  # the default trust policy
+    trust = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": '
+             f'{{"AWS": "arn:aws:iam::{account}:root"}}, "Action": "sts:AssumeRole"}}]}}')
+    answer = browser.post("/console/iam/create-role",
+                          {"csrf": token, "name": "console-role", "trust_policy": trust})
+    assert answer.status == 303 and answer.headers["location"] == "/console/iam?done=role-created"
+    assert iam.get_role(RoleName="console-role")["Role"]["RoleName"] == "console-role"
+    # A malformed trust policy: IAM's error, the form kept.
+    answer = browser.post("/console/iam/create-role",
+                          {"csrf": token, "name": "broken-role", "trust_policy": "{"})
+    assert answer.status == 400
+    assert re.search(r'id="error">MalformedPolicyDocument', answer.body), answer.body[:2000]
+    assert 'value="broken-role"' in answer.body
+    iam.create_user(UserName="inline-user")
+    document = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+                '"Action": "kms:DescribeKey", "Resource": "*"}]}')
+    answer = browser.post("/console/iam/put-user-policy", {
+        "csrf": token, "name": "inline-user", "policy_name": "read", "policy_document": document})
+    assert answer.status == 303, answer.body[:2000]
+    assert iam.list_user_policies(UserName="inline-user")["PolicyNames"] == ["read"]
+    answer = browser.post("/console/iam/put-user-policy", {
+        "csrf": token, "name": "inline-user", "policy_name": "bad", "policy_document": "[]"})
+    assert answer.status == 400 and re.search(r'id="error">\w+: ', answer.body)
+    assert 'id="inline-document" spellcheck="false">[]</textarea>' in answer.body

@@ -84,7 +84,8 @@ KEY_ACTIONS = ("policy", "rotation-on", "rotation-off", "rotate", "schedule-dele
                "unalias", "delete-material", "replicate", "create-grant", "retire-grant",
                "revoke-grant", "import-parameters", "import")
 ACTIONS = ("/console/keys/new", "/console/signout", "/console/iam/create-user",
-           "/console/iam/delete-user", "/console/iam/create-key",
+           "/console/iam/delete-user", "/console/iam/create-key", "/console/iam/create-role",
+           "/console/iam/put-user-policy",
            *(f"/console/keys/{{key}}/{a}" for a in KEY_ACTIONS),
            *(f"/console/secrets/{a}" for a in SECRET_ACTIONS))
 

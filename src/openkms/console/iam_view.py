@@ -17,6 +17,8 @@ DONE = {
     "key-updated": "The access key's status was changed.",
     "role-deleted": "The role was deleted.",
     "policy-attached": "The policy was attached.",
+    "role-created": "The role was created.",
+    "inline-policy": "The inline policy was saved.",
 }
 
 
@@ -98,6 +100,19 @@ async def iam_action(page: Page) -> Response:
         elif action == "delete-role":
             await page.query("iam", "DeleteRole", {"RoleName": name})
             done = "role-deleted"
+        elif action == "create-role":
+            await page.query(
+                "iam", "CreateRole",
+                {"RoleName": name, "AssumeRolePolicyDocument": form.get("trust_policy", "")},
+            )
+            done = "role-created"
+        elif action == "put-user-policy":
+            await page.query(
+                "iam", "PutUserPolicy",
+                {"UserName": name, "PolicyName": form.get("policy_name", ""),
+                 "PolicyDocument": form.get("policy_document", "")},
+            )
+            done = "inline-policy"
         elif action == "attach-policy":
             await page.query(
                 "iam", "AttachUserPolicy",
@@ -107,7 +122,9 @@ async def iam_action(page: Page) -> Response:
         else:
             return Response.text(404, "Not found.")
     except ApiError as exc:
-        return await iam_page(page, status=400, error=f"{exc.code}: {exc.message}")
+        # The form comes back as it was filled in (a policy document is long to type again).
+        return await iam_page(page, status=400, error=f"{exc.code}: {exc.message}",
+                              draft=form, error_action=action)
     return Response.redirect(f"/console/iam?done={done}")
 
 
