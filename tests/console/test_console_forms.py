@@ -91,6 +91,22 @@ def test_key_for_imported_material(console: ConsoleServer, browser: Browserless)
     assert key_id in browser.get("/console/keys?origin=EXTERNAL&state=PendingImport").body
 
 
+def test_key_in_a_custom_key_store_goes_to_the_api(
+    console: ConsoleServer, browser: Browserless
+) -> None:
+    """The form passes the custom key store and external key id to CreateKey; a store that does
+    not exist is AWS's error, the form kept (a real store is tests/integration's part)."""
+    token = browser.csrf("/console/keys/new")
+    answer = browser.post("/console/keys/new", {
+        "csrf": token, "origin": "EXTERNAL_KEY_STORE",
+        "custom_key_store_id": "cks-0123456789abcdef0", "xks_key_id": "ext-key-1", "spec_usage": "SYMMETRIC_DEFAULT:ENCRYPT_DECRYPT",
+        "description": "kept"})
+    assert answer.status == 400
+    assert re.search(r'id="error">CustomKeyStoreNotFoundException: ', answer.body), \
+        answer.body[:2000]
+    assert 'value="ext-key-1"' in answer.body and 'value="kept"' in answer.body
+
+
 def test_an_access_key_secret_is_shown_once(console: ConsoleServer, browser: Browserless) -> None:
     token = browser.csrf("/console/iam")
     assert browser.post("/console/iam/create-user", {"csrf": token, "name": "shown-once"}) \
