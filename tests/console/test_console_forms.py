@@ -99,8 +99,8 @@ def test_key_in_a_custom_key_store_goes_to_the_api(
     token = browser.csrf("/console/keys/new")
     answer = browser.post("/console/keys/new", {
         "csrf": token, "origin": "EXTERNAL_KEY_STORE",
-        "custom_key_store_id": "cks-0123456789abcdef0", "xks_key_id": "ext-key-1", "spec_usage": "SYMMETRIC_DEFAULT:ENCRYPT_DECRYPT",
-        "description": "kept"})
+        "custom_key_store_id": "cks-0123456789abcdef0", "xks_key_id": "ext-key-1",
+        "spec_usage": "SYMMETRIC_DEFAULT:ENCRYPT_DECRYPT", "description": "kept"})
     assert answer.status == 400
     assert re.search(r'id="error">CustomKeyStoreNotFoundException: ', answer.body), \
         answer.body[:2000]
