@@ -7,17 +7,22 @@ IAM user's access key (shown once). Each answer is the page AWS's answer leads t
 from __future__ import annotations
 
 import io
+import os
 import re
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from openkms.console.keys import SPEC_USAGES
+from tests.components import unavailable
 from tests.console.support import Browserless, ConsoleServer, start_dev_server
+from tests.integration.xks_proxy import URI_PATH, XksProxy
 from tests.security.support import client
 
 pytestmark = pytest.mark.xdist_group("console-forms")  # one server, one worker
@@ -351,3 +356,83 @@ def test_create_a_role_and_put_an_inline_policy(
         "csrf": token, "name": "inline-user", "policy_name": "bad", "policy_document": "[]"})
     assert answer.status == 400 and re.search(r'id="error">\w+: ', answer.body)
     assert 'id="inline-document" spellcheck="false">[]</textarea>' in answer.body
+
+
+# -- custom key stores ----------------------------------------------------------------------------
+@pytest.fixture
+def xks_console(tmp_path: Path) -> Iterator[tuple[ConsoleServer, XksProxy]]:
+    """A development server that trusts a test XKS proxy's CA (its own process: the setting is
+    read at start-up), and the proxy, on 127.x.y.z:443 as AWS's endpoints have no port."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        unavailable("custom-key-store", "binding 127.x.y.z:443 needs root on Linux")
+    proxy = XksProxy.start(tmp_path / "certs")
+    proxy.add_key("console-ext-key")
+    config = tmp_path / "openkms.toml"
+    config.write_text(f'xks_proxy_ca_file = "{proxy.ca_file}"\n')
+    try:
+        cs = start_dev_server(tmp_path / "data", "--config", str(config))
+    except BaseException:
+        proxy.stop()
+        raise
+    try:
+        yield cs, proxy
+    finally:
+        cs.process.stop()
+        proxy.stop()
+
+
+def test_custom_key_stores_create_connect_use_delete(
+    xks_console: tuple[ConsoleServer, XksProxy]
+) -> None:
+    console, proxy = xks_console
+    browser = Browserless(console.server.endpoint)
+    assert browser.sign_in(console.server.access_key_id,
+                           console.server.secret_access_key).status == 303
+    kms = client(console.server, "kms")
+    token = browser.csrf("/console/keystores")
+    secret = proxy.credential["RawSecretAccessKey"]
+    xks = {"csrf": token, "name": "console-xks", "type": "EXTERNAL_KEY_STORE",
+           "xks_endpoint": proxy.endpoint, "xks_path": URI_PATH,
+           "xks_connectivity": "PUBLIC_ENDPOINT", "xks_access_key_id": proxy.access_key_id,
+           "xks_secret": secret}
+    answer = browser.post("/console/keystores/create", xks)
+    assert answer.status == 303, answer.body[:2000]
+    (store,) = kms.describe_custom_key_stores()["CustomKeyStores"]
+    store_id = store["CustomKeyStoreId"]
+    page = browser.get("/console/keystores")
+    assert store_id in page.body and "DISCONNECTED" in page.body and secret not in page.body
+    # The same name again: AWS's error, the form kept but never its secret.
+    answer = browser.post("/console/keystores/create", xks)
+    assert answer.status == 400
+    assert re.search(r'id="error">CustomKeyStoreNameInUseException: ', answer.body)
+    assert f'value="{proxy.endpoint}"' in answer.body and secret not in answer.body
+    # A CloudHSM store for a cluster the server does not have: AWS's error, no password shown.
+    answer = browser.post("/console/keystores/create", {
+        "csrf": token, "name": "console-hsm", "type": "AWS_CLOUDHSM",
+        "cluster_id": "cluster-1234567890a", "trust_anchor": "x", "kmsuser_password": "pw-123456"})
+    assert answer.status == 400 and re.search(r'id="error">\w+Exception: ', answer.body)
+    assert "pw-123456" not in answer.body
+    # Connect, create a key in the store through the create-key form, use it.
+    answer = browser.post("/console/keystores/connect", {"csrf": token, "store_id": store_id})
+    assert answer.status == 303, answer.body[:2000]
+    assert "CONNECTED" in browser.get("/console/keystores").body
+    assert store_id in browser.get("/console/keys/new").body
+    answer = browser.post("/console/keys/new", {
+        "csrf": token, "origin": "EXTERNAL_KEY_STORE", "custom_key_store_id": store_id,
+        "xks_key_id": "console-ext-key", "spec_usage": "SYMMETRIC_DEFAULT:ENCRYPT_DECRYPT"})
+    key_id = _key_id(answer.headers["location"])
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"via the console's store")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"via the console's store"
+    page = browser.get(f"/console/keys/{key_id}")
+    assert store_id in page.body and "EXTERNAL_KEY_STORE" in page.body
+    # A store with keys cannot be deleted (once disconnected): AWS's error.
+    answer = browser.post("/console/keystores/disconnect", {"csrf": token, "store_id": store_id})
+    assert answer.status == 303, answer.body[:2000]
+    answer = browser.post("/console/keystores/delete", {"csrf": token, "store_id": store_id})
+    assert answer.status == 400
+    assert re.search(r'id="error">CustomKeyStoreHasCMKsException: ', answer.body)
+    # An unknown store.
+    answer = browser.post("/console/keystores/delete",
+                          {"csrf": token, "store_id": "cks-0123456789abcdef0"})
+    assert answer.status == 400
+    assert re.search(r'id="error">CustomKeyStoreNotFoundException: ', answer.body)

@@ -75,6 +75,7 @@ def signed_in(console: ConsoleServer) -> Browserless:
 
 PAGES = ("/console/", "/console/overview", "/console/keys", "/console/keys/new",
          "/console/audit", "/console/iam", "/console/keys/{key}", "/console/keys/{key}/import",
+         "/console/keystores",
          "/console/secrets",
          "/console/secrets/new", "/console/secrets/secret?id=x")
 SECRET_ACTIONS = ("new", "reveal", "put-value", "description", "tag", "untag", "delete",
@@ -85,7 +86,8 @@ KEY_ACTIONS = ("policy", "rotation-on", "rotation-off", "rotate", "schedule-dele
                "revoke-grant", "import-parameters", "import")
 ACTIONS = ("/console/keys/new", "/console/signout", "/console/iam/create-user",
            "/console/iam/delete-user", "/console/iam/create-key", "/console/iam/create-role",
-           "/console/iam/put-user-policy",
+           "/console/iam/put-user-policy", "/console/keystores/create",
+           "/console/keystores/connect", "/console/keystores/delete",
            *(f"/console/keys/{{key}}/{a}" for a in KEY_ACTIONS),
            *(f"/console/secrets/{a}" for a in SECRET_ACTIONS))
 

@@ -25,6 +25,7 @@ from openkms.console import (
     import_forms,
     key_forms,
     keys,
+    keystores_view,
     overview,
     secrets,
 )
@@ -75,8 +76,8 @@ class ConsoleApp:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         # The first matching route answers: grant and import actions before key_forms' general
         # /keys/<id>/<action>.
-        for module in (grant_forms, import_forms, key_forms, keys, secrets, audit_view, overview,
-                       iam_view):
+        for module in (grant_forms, import_forms, key_forms, keys, keystores_view, secrets,
+                       audit_view, overview, iam_view):
             for method, pattern, handler in module.ROUTES:
                 self.routes.append((method, re.compile(f"^{PREFIX}{pattern}$"), handler))
 
