@@ -84,6 +84,21 @@ def test_multi_region_key_and_replica(console: ConsoleServer, browser: Browserle
     assert "eu-west-1" in browser.get(f"/console/keys/{key_id}").body
     listed = browser.get("/console/keys?multi=yes")
     assert key_id in listed.body
+    # The replica becomes the primary: UpdatePrimaryRegion, this key a replica.
+    answer = browser.post(f"/console/keys/{key_id}/primary-region", {"csrf": token,
+                                                                     "region": "eu-west-1"})
+    assert answer.status == 303, answer.body[:2000]
+    kms = client(console.server, "kms")
+    deadline = time.monotonic() + 10
+    while True:  # the change completes in the background (Updating, then done), as on AWS
+        config = kms.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"]
+        if config["MultiRegionKeyType"] == "REPLICA" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert config["PrimaryKey"]["Region"] == "eu-west-1"
+    answer = browser.post(f"/console/keys/{key_id}/primary-region", {"csrf": token,
+                                                                     "region": "nowhere-1"})
+    assert answer.status == 400 and re.search(r'id="error">\w+Exception: ', answer.body)
 
 
 def test_key_for_imported_material(console: ConsoleServer, browser: Browserless) -> None:

@@ -83,7 +83,7 @@ SECRET_ACTIONS = ("new", "reveal", "put-value", "description", "tag", "untag", "
 KEY_ACTIONS = ("policy", "rotation-on", "rotation-off", "rotate", "schedule-deletion",
                "cancel-deletion", "enable", "disable", "description", "tag", "untag", "alias",
                "unalias", "delete-material", "replicate", "create-grant", "retire-grant",
-               "revoke-grant", "import-parameters", "import")
+               "revoke-grant", "import-parameters", "import", "primary-region")
 ACTIONS = ("/console/keys/new", "/console/signout", "/console/iam/create-user",
            "/console/iam/delete-user", "/console/iam/create-key", "/console/iam/create-role",
            "/console/iam/put-user-policy", "/console/keystores/create",

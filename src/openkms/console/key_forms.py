@@ -61,6 +61,8 @@ async def key_action(page: Page) -> Response:
         call = ("DeleteImportedKeyMaterial", {"KeyId": key_id})
     elif action == "replicate":
         call = ("ReplicateKey", {"KeyId": key_id, "ReplicaRegion": form.get("region", "")})
+    elif action == "primary-region":
+        call = ("UpdatePrimaryRegion", {"KeyId": key_id, "PrimaryRegion": form.get("region", "")})
     else:
         return Response.text(404, "Not found.")
     try:

@@ -78,6 +78,7 @@ DONE = {
     "retire-grant": "The grant was retired.",
     "revoke-grant": "The grant was revoked.",
     "import": "The key material was imported.",
+    "primary-region": "The primary Region is changing: this key becomes a replica.",
 }
 
 
