@@ -313,6 +313,18 @@ def test_import_key_material(
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
     page.click("#do-delete-material")
     assert page.locator("#key-state").inner_text() == "PendingImport"
+    # Each step is in the audit view ("Every call": GetParametersForImport is a read, which the
+    # view leaves out by default when the console made it).
+    wanted = {"GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"}
+    deadline = time.monotonic() + 20
+    while True:  # the audit writer flushes every 50 ms
+        page.goto(console.base + f"/audit?key={key_id}&reads=all")
+        names = set(page.locator("#records .op").all_inner_texts())
+        if wanted <= names or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert wanted <= names
+    assert "InvalidImportTokenException" in page.locator("#records").inner_text()
 
 
 def test_the_actions_are_in_the_audit_view(
