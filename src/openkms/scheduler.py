@@ -8,7 +8,9 @@ scheduler against one database: a due job is done once, and a repeat finds nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from openkms.iam.sessions import purge_expired
 from openkms.secretsmanager.schedule import run_due
@@ -28,8 +30,18 @@ class SchedulerReport:
     secrets_rotated: list[str] = field(default_factory=list)
 
 
-def run_once(rt: Runtime, now: float) -> SchedulerReport:
-    secrets_deleted, secrets_rotated = run_due(rt, now)
+def run_once(
+    rt: Runtime,
+    now: float,
+    *,
+    secrets_audit: Callable[[dict[str, Any]], None] | None = None,
+    secrets_read_cache: Any = None,
+) -> SchedulerReport:
+    """One run. A server passes its audit writer and Secrets Manager read cache: the rotations
+    started here write their service events and invalidate that cache."""
+    secrets_deleted, secrets_rotated = run_due(
+        rt, now, audit=secrets_audit, read_cache=secrets_read_cache
+    )
     return SchedulerReport(
         deleted=purge_due_keys(rt, now),
         rotated=run_due_rotations(rt, now),

@@ -229,3 +229,21 @@ def test_handlers_are_named_as_lambda_names_them(tmp_path: Path) -> None:
     assert dotted is colon and dotted({"Step": "x"}, None) == "x"
     with pytest.raises(SystemExit, match="no callable"):
         load_handler("lambda_function_for_test:missing")
+
+
+def test_a_handler_whose_imports_are_missing_is_refused_by_name(tmp_path: Path) -> None:
+    from openkms.secretsmanager.rotation.runner import MODULE_HINTS, load_handler
+
+    (tmp_path / "needs_a_driver_for_test.py").write_text(
+        "import a_driver_not_installed_here\n\ndef lambda_handler(event, context):\n    pass\n"
+    )
+    with pytest.raises(SystemExit, match="imports 'a_driver_not_installed_here', which is not"):
+        load_handler("needs_a_driver_for_test.lambda_handler", [str(tmp_path)])
+    with pytest.raises(SystemExit, match="cannot import 'no_such_handler_module'"):
+        load_handler("no_such_handler_module.lambda_handler")
+    # AWS's PostgreSQL templates: the message says which extra brings PyGreSQL.
+    assert "openkms[rotation]" in MODULE_HINTS["pg"] and MODULE_HINTS["pgdb"] == MODULE_HINTS["pg"]
+    import pg  # the extra is in the development lock
+    import pgdb
+
+    assert pg.InternalError is pgdb.InternalError

@@ -16,12 +16,14 @@ import pytest
 from openkms.clock import FixedClock
 from openkms.errors import AccessDeniedException
 from openkms.rootoftrust.memory import MemoryRoot
+from openkms.secretsmanager import versions
 from openkms.secretsmanager.deps import SecretsDeps
 from openkms.secretsmanager.errors import (
     InvalidParameterException,
     InvalidRequestException,
     ResourceNotFoundException,
 )
+from openkms.secretsmanager.read_cache import ReadCache, resolve_for_read
 from openkms.secretsmanager.rotation import operations as ops
 from openkms.secretsmanager.rotation.job import RotationJob, RotationOutcome
 from openkms.secretsmanager.rotation.schedule import run_due_rotations
@@ -53,7 +55,11 @@ class World:
             monotonic=self.clock.now,
             settings=RuntimeSettings(rotation_functions=str(functions_file)),
         )
-        self.deps = SecretsDeps(storage=self.storage, runtime=runtime, clock=self.clock)
+        # What the audit log receives, and a read cache that never expires on its own (so that
+        # only an invalidation makes it read again).
+        self.audit: list[dict[str, Any]] = []
+        self.deps = SecretsDeps(storage=self.storage, runtime=runtime, clock=self.clock,
+                                audit=self.audit.append, read_cache=ReadCache(3600.0))
         principal = Principal(ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root", "root", "AKIA", ACCOUNT)
         self.ctx = RequestContext(principal, REGION, "req-1", START, "RotateSecret")
 
@@ -237,3 +243,70 @@ def test_the_scheduler_starts_due_rotations_once(world: World) -> None:
     # The failed rotation keeps its label: the scheduler does not start another.
     assert run_due_rotations(world.deps, START + 60) == []
     assert world.get(due.arn).stages["AWSPENDING"] == pending
+
+
+# --- service events and the read cache ------------------------------------------------------------
+def events(world: World) -> list[tuple[str, str]]:
+    """The service events written (the KMS calls made for values write records too)."""
+    return [(r["eventName"], r["additionalEventData"]["SecretId"])
+            for r in world.audit if r["eventType"] == "AwsServiceEvent"]
+
+
+def test_rotation_outcomes_are_service_events(world: World) -> None:
+    secret = world.secret()
+    world.rotate(ClientRequestToken=TOKEN, RotationLambdaARN=FUNCTION)
+    world.wait()  # "true" never moves AWSCURRENT: a failed rotation
+    assert events(world) == [("RotationStarted", secret.arn), ("RotationFailed", secret.arn)]
+    stored = world.get(secret.arn)
+    world.storage.update_secret(dataclasses.replace(
+        stored, stages={"AWSCURRENT": TOKEN, "AWSPREVIOUS": "v1", "AWSPENDING": TOKEN}))
+    job = RotationJob(setup_for(world.deps).functions[FUNCTION], secret.arn, TOKEN,
+                      "rotation-token-never-logged", REGION, None)
+    assert ops.finish_rotation(world.deps, job, RotationOutcome(True))
+    assert events(world)[-1] == ("RotationSucceeded", secret.arn)
+    record = world.audit[-1]
+    assert record["eventType"] == "AwsServiceEvent"
+    assert record["eventSource"] == "secretsmanager.amazonaws.com"
+    assert record["userIdentity"] == {"accountId": ACCOUNT,
+                                      "invokedBy": "secretsmanager.amazonaws.com"}
+    assert (record["awsRegion"], record["recipientAccountId"]) == (REGION, ACCOUNT)
+    assert record["requestParameters"] is None and record["responseElements"] is None
+    assert record["resources"] == [
+        {"accountId": ACCOUNT, "type": "AWS::SecretsManager::Secret", "ARN": secret.arn}]
+    assert "rotation-token" not in str(world.audit)
+
+
+def test_a_finished_rotation_is_not_hidden_by_the_read_cache(world: World) -> None:
+    """finish_rotation writes AWSPENDING's removal itself, not through the dispatcher: the
+    process's GetSecretValue cache must not keep serving the label."""
+    secret = world.secret(stages={"AWSCURRENT": TOKEN, "AWSPREVIOUS": "v1", "AWSPENDING": TOKEN})
+
+    def cached_stages() -> dict[str, str]:
+        found = resolve_for_read(world.deps, world.ctx, secret.arn,
+                                 "secretsmanager:GetSecretValue", {})
+        return dict(found.stages)
+
+    assert cached_stages()["AWSPENDING"] == TOKEN
+    job = RotationJob(setup_for(world.deps).functions[FUNCTION], secret.arn, TOKEN, "rt", REGION,
+                      None)
+    assert ops.finish_rotation(world.deps, job, RotationOutcome(True))
+    assert cached_stages() == {"AWSCURRENT": TOKEN, "AWSPREVIOUS": "v1"}
+
+
+def test_a_new_current_value_by_hand_abandons_the_rotation(world: World) -> None:
+    secret = world.secret()
+    world.rotate(ClientRequestToken=TOKEN, RotationLambdaARN=FAILING)
+    world.wait()
+    assert world.get(secret.arn).stages == {"AWSCURRENT": "v1", "AWSPENDING": TOKEN}
+    # As the function's createSecret puts it: AWSPENDING only, nothing abandoned.
+    versions.put_secret_value(world.deps, world.ctx, {
+        "SecretId": secret.arn, "ClientRequestToken": TOKEN, "SecretString": "pending",
+        "VersionStages": ["AWSPENDING"]})
+    assert world.get(secret.arn).stages == {"AWSCURRENT": "v1", "AWSPENDING": TOKEN}
+    # A new AWSCURRENT by hand: the rotation is abandoned, and another may start.
+    answer = versions.put_secret_value(world.deps, world.ctx, {
+        "SecretId": secret.arn, "ClientRequestToken": "b" * 36, "SecretString": "by hand"})
+    assert answer["VersionStages"] == ["AWSCURRENT"]
+    assert world.get(secret.arn).stages == {"AWSCURRENT": "b" * 36, "AWSPREVIOUS": "v1"}
+    assert events(world)[-1] == ("RotationAbandoned", secret.arn)
+    assert world.rotate(ClientRequestToken="c" * 36)["VersionId"] == "c" * 36

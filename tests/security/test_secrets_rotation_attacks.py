@@ -147,3 +147,36 @@ def test_with_both_permissions_the_function_receives_the_event(
         time.sleep(0.1)
     events = [json.loads(line)["event"] for line in record.read_text().splitlines()]
     assert next(e["Step"] for e in events if e["SecretId"] == arn) == "createSecret"
+
+
+def test_the_audit_log_shows_the_rotation_but_never_its_token(
+    rotation: tuple[Server, Path, str],
+) -> None:
+    """RotationStarted and RotationFailed (the recording function never moves AWSCURRENT) as
+    service events of the secret's account; the RotationToken, a credential of the rotation,
+    appears in neither the audit log nor the server's log."""
+    server, record, function = rotation
+    sm = client(server, "secretsmanager")
+    arn = sm.create_secret(Name="attack/audited", SecretString="v1")["ARN"]
+    sm.rotate_secret(SecretId=arn, RotationLambdaARN=function)
+    audit = server.data_dir / "audit.log"
+
+    def service_events() -> list[dict[str, object]]:
+        records = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
+        return [r for r in records if r.get("eventType") == "AwsServiceEvent"
+                and r.get("additionalEventData") == {"SecretId": arn}]
+
+    deadline = time.monotonic() + 60
+    while [r["eventName"] for r in service_events()] != ["RotationStarted", "RotationFailed"]:
+        assert time.monotonic() < deadline, f"no rotation events: {service_events()}"
+        time.sleep(0.1)
+    assert all(r["userIdentity"] == {"accountId": server.account_id,
+                                     "invokedBy": "secretsmanager.amazonaws.com"}
+               for r in service_events())
+    tokens = {json.loads(line)["event"]["RotationToken"]
+              for line in record.read_text().splitlines()
+              if json.loads(line)["event"]["SecretId"] == arn}
+    assert len(tokens) == 1
+    token = tokens.pop()
+    assert token not in audit.read_text()
+    assert token not in server.stderr_log.read_text("utf-8", "replace")

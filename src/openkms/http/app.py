@@ -116,7 +116,7 @@ class OpenKMSApp:
         )
         self._tasks: list[asyncio.Task[None]] = []
         # Secrets Manager's GetSecretValue cache (openkms.secretsmanager.read_cache), built on
-        # the first Secrets Manager request.
+        # first use: a Secrets Manager request, or the scheduler (whose rotations invalidate it).
         self._secrets_read_cache: Any = None
         self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-off-loop")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
@@ -233,7 +233,12 @@ class OpenKMSApp:
 
     def _run_purge(self) -> None:
         try:
-            report = run_once(self.runtime, self.runtime.clock.now())
+            report = run_once(
+                self.runtime,
+                self.runtime.clock.now(),
+                secrets_audit=None if self.audit is None else self.audit.write,
+                secrets_read_cache=self._secrets_cache(),
+            )
         except StorageError:
             log.warning("scheduler: storage unavailable; will retry")
             if self.metrics is not None:
@@ -590,6 +595,13 @@ class OpenKMSApp:
             status, payload, error_type = render_error(service, failure, ctx.request_id)
         return status, payload, error_type, b"text/xml"
 
+    def _secrets_cache(self) -> Any:
+        if self._secrets_read_cache is None:
+            from openkms.secretsmanager.read_cache import ReadCache
+
+            self._secrets_read_cache = ReadCache(self.settings.cache_ttl_seconds)
+        return self._secrets_read_cache
+
     def _secrets_api(
         self, ctx: RequestContext, scope: Scope, body: bytes
     ) -> tuple[int, bytes, str | None, bytes]:
@@ -599,17 +611,13 @@ class OpenKMSApp:
         from openkms.secretsmanager.deps import SecretsDeps
         from openkms.secretsmanager.dispatch import handle, render_error
 
-        if self._secrets_read_cache is None:
-            from openkms.secretsmanager.read_cache import ReadCache
-
-            self._secrets_read_cache = ReadCache(self.settings.cache_ttl_seconds)
         deps = SecretsDeps(
             storage=self.runtime.storage,
             runtime=self.runtime,
             clock=self.runtime.clock,
             partition=self.settings.partition,
             audit=None if self.audit is None else self.audit.write,
-            read_cache=self._secrets_read_cache,
+            read_cache=self._secrets_cache(),
         )
         outcome = handle(deps, ctx, _header(scope, b"x-amz-target"), body)
         error = outcome.error

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from openkms.context import RequestContext
-from openkms.secretsmanager import replication, values
+from openkms.secretsmanager import replication, service_events, values
 from openkms.secretsmanager.access import authorize
 from openkms.secretsmanager.deps import Params, Result, SecretsDeps
 from openkms.secretsmanager.describe import describe
@@ -143,6 +143,7 @@ def update_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
             return {"ARN": secret.arn, "Name": secret.name, "VersionId": same.version_id}
         version = values.encrypt(deps, ctx, target, version_id, value, ctx.now)
     reencrypted = _reencrypt(deps, ctx, secret, target) if key_changed and value is None else []
+    abandoned_rotation = False
     with storage.transaction():
         current = resolve(deps, ctx, req["SecretId"], "secretsmanager:UpdateSecret", req, lock=True)
         updated = dataclasses.replace(
@@ -157,7 +158,11 @@ def update_secret(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Result
                 storage.insert_secret_version(fresh)
         storage.update_secret(updated)
         if version is not None:
-            values.add_version(deps, updated, version, [values.CURRENT], ctx.now)
+            stored = values.add_version(deps, updated, version, [values.CURRENT], ctx.now)
+            if values.abandoned(updated, stored):
+                abandoned_rotation = True
+    if abandoned_rotation:
+        service_events.record(deps, service_events.ROTATION_ABANDONED, secret.arn)
     result: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
     if version is not None:
         result["VersionId"] = version.version_id

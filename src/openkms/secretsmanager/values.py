@@ -126,6 +126,34 @@ def move_labels(
     return moved
 
 
+def abandons_rotation(
+    stages: Mapping[str, str], version_id: str, labels: Iterable[str]
+) -> bool:
+    """Whether a new version ``version_id`` with ``labels`` abandons a rotation in progress:
+    it becomes AWSCURRENT by hand (not as AWSPENDING) while AWSPENDING is on a version that is
+    neither it nor the current one."""
+    wanted = set(labels)
+    pending = stages.get(PENDING)
+    return (
+        CURRENT in wanted
+        and PENDING not in wanted
+        and pending is not None
+        and pending != version_id
+        and pending != stages.get(CURRENT)
+    )
+
+
+def abandoned(before: SecretRecord, after: SecretRecord) -> bool:
+    """Whether a write took away the AWSPENDING label of a rotation in progress (for the
+    RotationAbandoned event, written once the write is committed)."""
+    pending = before.stages.get(PENDING)
+    return (
+        pending is not None
+        and pending != before.stages.get(CURRENT)
+        and PENDING not in after.stages
+    )
+
+
 def find_version(
     deps: SecretsDeps,
     secret: SecretRecord,
@@ -183,6 +211,11 @@ def add_version(
     deprecated versions beyond the limit, and returns the updated secret (saved)."""
     storage = deps.storage
     stages = move_labels(secret.stages, version.version_id, labels)
+    if abandons_rotation(secret.stages, version.version_id, labels):
+        # A new AWSCURRENT stored by hand wins over the rotation in progress: AWS removes its
+        # AWSPENDING label (and logs RotationAbandoned, see ``abandoned``), so that the next
+        # rotation can start.
+        del stages[PENDING]
     versions = storage.list_secret_versions(secret.arn)
     labelled = set(stages.values())
     removable = [

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from openkms.context import RequestContext
-from openkms.secretsmanager import values
+from openkms.secretsmanager import service_events, values
 from openkms.secretsmanager.deps import Params, Result, SecretsDeps
 from openkms.secretsmanager.describe import when
 from openkms.secretsmanager.errors import (
@@ -55,6 +55,8 @@ def put_secret_value(deps: SecretsDeps, ctx: RequestContext, req: Params) -> Res
             # The first version of a secret is AWSCURRENT whatever labels were asked for.
             labels = list(dict.fromkeys([*labels, values.CURRENT]))
         updated = values.add_version(deps, current, version, labels, ctx.now)
+    if values.abandoned(current, updated):
+        service_events.record(deps, service_events.ROTATION_ABANDONED, updated.arn)
     return {
         "ARN": updated.arn,
         "Name": updated.name,

@@ -23,7 +23,7 @@ from typing import Any
 
 from openkms.context import RequestContext
 from openkms.errors import AccessDeniedException
-from openkms.secretsmanager import access
+from openkms.secretsmanager import access, service_events
 from openkms.secretsmanager.deps import Handler, Params, Result, SecretsDeps
 from openkms.secretsmanager.errors import (
     InvalidParameterException,
@@ -220,18 +220,29 @@ def start_rotation(
         )
 
     def work() -> None:
+        service_events.record(deps, service_events.ROTATION_STARTED, job.secret_arn)
         finish_rotation(deps, job, run_steps(job, still_wanted=still_wanted))
 
     return setup.executor.submit(secret.arn, work)
 
 
 def finish_rotation(deps: SecretsDeps, job: RotationJob, outcome: RotationOutcome) -> bool:
-    """Records a rotation's outcome; True when it succeeded."""
+    """Records a rotation's outcome (and its RotationSucceeded or RotationFailed event); True
+    when it succeeded."""
+    succeeded = _finish(deps, job, outcome)
+    if succeeded is not None:
+        name = service_events.ROTATION_SUCCEEDED if succeeded else service_events.ROTATION_FAILED
+        service_events.record(deps, name, job.secret_arn)
+    return bool(succeeded)
+
+
+def _finish(deps: SecretsDeps, job: RotationJob, outcome: RotationOutcome) -> bool | None:
+    """The outcome stored; None when the secret is gone."""
     storage = deps.storage
     with storage.transaction():
         secret = storage.get_secret(job.secret_arn, lock=True)
         if secret is None:
-            return False
+            return None
         if outcome.succeeded and secret.stages.get(AWSCURRENT) != job.token:
             outcome = RotationOutcome(
                 False, "finishSecret", "the function did not make the new version AWSCURRENT"
@@ -258,8 +269,17 @@ def finish_rotation(deps: SecretsDeps, job: RotationJob, outcome: RotationOutcom
                 next_rotation_at=next_window_start(schedule, now),
             )
         )
+    # Written here, not through an API call: this process's GetSecretValue cache must not
+    # serve the AWSPENDING label it just removed (other processes see it within their TTL).
+    invalidate_reads(deps)
     log.info("rotated secret %s to version %s", job.secret_arn, job.token)
     return True
+
+
+def invalidate_reads(deps: SecretsDeps) -> None:
+    """After a write that bypassed the dispatcher (which invalidates around every write)."""
+    if deps.read_cache is not None:
+        deps.read_cache.invalidate()
 
 
 OPERATIONS: dict[str, Handler] = {

@@ -13,7 +13,16 @@ The handler finds what a Lambda finds: a context object (``function_name``, ``aw
 ``get_remaining_time_in_millis()``, ...), ``AWS_REGION``, and the Secrets Manager endpoint both as
 ``SECRETS_MANAGER_ENDPOINT`` (which AWS's templates read) and ``AWS_ENDPOINT_URL_SECRETS_MANAGER``
 (which boto3 honours by itself), so ``boto3.client("secretsmanager")`` inside it reaches openkms.
-Its credentials are the runner's own (the usual ``AWS_*`` variables or profile).
+Its credentials are the runner's own (the usual ``AWS_*`` variables or profile), and so are the
+template's optional settings (``EXCLUDE_CHARACTERS``, ``PASSWORD_LENGTH``, ...: for a command,
+the ``env`` table of its entry). ``AWS_LAMBDA_FUNCTION_NAME`` is set as Lambda sets it.
+
+AWS's PostgreSQL templates import PyGreSQL (``pg``, ``pgdb``): ``pip install
+'openkms[rotation]'`` where the runner runs (a handler whose imports are missing is refused at
+start, naming the module). They connect with ``sslmode=verify-full`` and Amazon Linux's CA file
+``/etc/pki/tls/cert.pem`` unless the secret says ``"ssl": false``; on a host without that file
+(Debian keeps its bundle in ``/etc/ssl/certs/ca-certificates.crt``) the TLS attempt fails, and
+the template falls back to a plain connection only when the secret has no ``ssl`` key.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ import orjson
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_EVENT_BYTES = 256 * 1024  # Lambda's limit for an asynchronous event
 log = logging.getLogger("openkms.rotation.runner")
+_EXTRA = " (pip install 'openkms[rotation]')"
+MODULE_HINTS = {"pg": _EXTRA, "pgdb": _EXTRA}
 
 
 @dataclass
@@ -75,15 +86,31 @@ def load_handler(spec: str, paths: Sequence[str] = ()) -> Handler:
         module_name, _, name = spec.rpartition(".")
     if not module_name or not name:
         raise SystemExit(f"rotation-runner: {spec!r} is not MODULE:HANDLER")
-    handler = getattr(importlib.import_module(module_name), name, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or module_name.split(".")[0] == exc.name.split(".")[0]:
+            raise SystemExit(f"rotation-runner: cannot import {module_name!r} ({exc})") from None
+        # What the handler imports is missing from this environment: AWS's PostgreSQL
+        # templates import PyGreSQL's ``pg`` and ``pgdb`` (the ``rotation`` extra).
+        hint = MODULE_HINTS.get(exc.name.split(".")[0], "")
+        raise SystemExit(
+            f"rotation-runner: {module_name} imports {exc.name!r}, which is not installed "
+            f"where the runner runs{hint}"
+        ) from None
+    handler = getattr(module, name, None)
     if not callable(handler):
         raise SystemExit(f"rotation-runner: {module_name} has no callable {name}")
     return handler  # type: ignore[no-any-return]
 
 
-def prepare_environment(endpoint: str | None, region: str | None) -> None:
+def prepare_environment(
+    endpoint: str | None, region: str | None, function_name: str | None = None
+) -> None:
     """What a rotation Lambda finds in its environment (the process's, for boto3)."""
     env = os.environ
+    if function_name:
+        env.setdefault("AWS_LAMBDA_FUNCTION_NAME", function_name)
     if endpoint:
         env.setdefault("SECRETS_MANAGER_ENDPOINT", endpoint)
         env.setdefault("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
@@ -219,7 +246,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    prepare_environment(args.endpoint, args.region)
+    prepare_environment(args.endpoint, args.region, args.function_name)
     host = Host(load_handler(args.handler, args.path), args.function_name, args.timeout)
     if args.stdin:
         return serve_stdin(host)

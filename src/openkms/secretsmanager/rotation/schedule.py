@@ -16,7 +16,12 @@ import dataclasses
 import uuid
 
 from openkms.secretsmanager.deps import SecretsDeps
-from openkms.secretsmanager.rotation.operations import AWSPENDING, in_progress, start_rotation
+from openkms.secretsmanager.rotation.operations import (
+    AWSPENDING,
+    in_progress,
+    invalidate_reads,
+    start_rotation,
+)
 from openkms.secretsmanager.rotation.setup import setup_for
 
 
@@ -43,6 +48,7 @@ def run_due_rotations(deps: SecretsDeps, now: float) -> list[str]:
                 continue
             claimed = dataclasses.replace(secret, stages={**secret.stages, AWSPENDING: token})
             storage.update_secret(claimed)
+        invalidate_reads(deps)
         if start_rotation(deps, setup, claimed, token):
             started.append(arn)
     return started
