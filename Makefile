@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHON
 
-.PHONY: install install-pure run test test-compiled test-pure lint lock model-drift bench fuzz clean
+.PHONY: install install-pure install-rotation run test test-compiled test-pure lint lock model-drift bench fuzz clean
 
 # The request path is compiled with mypyc (setup.py), which type-checks it against the installed
 # dependencies: so first the locked dependencies, then the compiled build in the same
@@ -31,6 +31,11 @@ install: $(STAMP)
 # Always re-installed: it is a copy of the sources, not a link to them (a few seconds).
 install-pure:
 	bash scripts/install.sh $(PURE_VENV) pure
+
+# PyGreSQL for AWS's PostgreSQL rotation templates (tests/secretsmanager/test_rotation_aws_template.py);
+# it builds against libpq, so it is not part of `make install`.
+install-rotation: $(STAMP)
+	bash scripts/install-rotation.sh .venv
 
 run: $(STAMP)
 	$(BIN)/openkms serve --dev --port $(PORT) --data-dir $(DATA_DIR) $(if $(WORKERS),--workers $(WORKERS)) \

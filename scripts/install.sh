@@ -21,15 +21,6 @@ python=${PYTHON:-$(sh scripts/pick-python.sh)}
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-# PyGreSQL (the `rotation` extra, in the dev lock: AWS's PostgreSQL rotation templates import it)
-# has no Linux wheel and builds against libpq, whose pg_config comes with Debian's libpq-dev.
-if ! command -v pg_config >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1
-then
-  echo "install.sh: installing libpq-dev (pg_config) to build PyGreSQL" >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends libpq-dev; } >/dev/null 2>&1 \
-    || echo "install.sh: could not install libpq-dev; PyGreSQL will not build" >&2
-fi
 # pip only installs uv (hash-checked); uv installs everything else from the lock.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
     -r requirements/bootstrap.txt

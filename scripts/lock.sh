@@ -10,6 +10,7 @@
 #   requirements/build.txt      mypy and setuptools, to compile the request path on a node
 #   requirements/esdk.txt       the AWS Encryption SDK's own venv for the interop tests
 #   requirements/bench.txt      moto's server and the benchmark tools (benchmarks/.venv-bench)
+#   requirements/rotation.txt   PyGreSQL, for AWS's PostgreSQL rotation templates (make install-rotation)
 #
 # Inputs: pyproject.toml's ranges, requirements/constraints.txt (held versions), *.in files.
 set -euo pipefail
@@ -37,6 +38,8 @@ common=(--universal --generate-hashes --python-version 3.11 --quiet --upgrade
     -o requirements/runtime.txt
 "$uv" pip compile "${common[@]}" requirements/build.in -c requirements/dev.txt \
     -o requirements/build.txt
+"$uv" pip compile "${common[@]}" requirements/rotation.in -c requirements/dev.txt \
+    -o requirements/rotation.txt
 "$uv" pip compile "${common[@]}" requirements/esdk.in -o requirements/esdk.txt
 "$uv" pip compile "${common[@]}" requirements/bench.in -o requirements/bench.txt
 echo "lock: requirements/*.txt written; review the diff and run make test" >&2

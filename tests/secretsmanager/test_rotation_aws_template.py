@@ -59,6 +59,10 @@ def template() -> Path:
     assert path.is_file(), f"{TEMPLATE_ENV}={given}: no such file"
     assert re.fullmatch(r"[A-Za-z_]\w*", path.stem), f"{path.name} is not importable as a module"
     assert "def lambda_handler(" in path.read_text("utf-8"), f"{path} has no lambda_handler"
+    try:
+        import pgdb  # noqa: F401  (the template's driver: PyGreSQL, the rotation extra)
+    except ImportError:
+        pytest.fail(f"{TEMPLATE_ENV} is set but PyGreSQL is not here: run make install-rotation")
     return path
 
 
