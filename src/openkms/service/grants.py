@@ -74,8 +74,8 @@ def create_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
             )
     require_usable_for_crypto(key)
     retiring = req.get("RetiringPrincipal") or req.get("RetiringServicePrincipal")
-    grantee_id = _bound_id(rt, grantee)
-    retiring_id = _bound_id(rt, retiring)
+    grantee_id = _bound_id(rt, grantee, service=not req.get("GranteePrincipal"))
+    retiring_id = _bound_id(rt, retiring, service=not req.get("RetiringPrincipal"))
     dry_run(req)
     name = req.get("Name")
     with rt.storage.transaction():
@@ -127,10 +127,17 @@ def create_grant(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[
     return {"GrantId": grant.grant_id, "GrantToken": encode_token(grant.grant_id, key.arn)}
 
 
-def _bound_id(rt: Runtime, principal: str | None) -> str | None:
+def _bound_id(rt: Runtime, principal: str | None, service: bool = False) -> str | None:
     """The unique id of a grantee or retiring principal that names an IAM user or role (which
-    must exist: InvalidArnException otherwise, as AWS answers); None for other principals."""
-    if principal is None or not is_entity_arn(principal):
+    must exist: InvalidArnException otherwise, as AWS answers); None for other principals.
+    A principal that is neither an account nor an IAM or STS ARN (``nobody``, a service name
+    outside the ...ServicePrincipal members) is InvalidArnException too: a grant to it could
+    never be used, and AWS refuses it."""
+    if principal is None:
+        return None
+    if not service and _principal_account(principal) is None:
+        raise InvalidArnException(f"{principal} is not a valid principal ARN.")
+    if not is_entity_arn(principal):
         return None
     found = unique_id(rt.storage, principal)
     if found is None:
