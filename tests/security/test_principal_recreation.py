@@ -176,10 +176,10 @@ def test_policies_and_grants_naming_missing_principals_are_refused(
     assert code(lambda: grant(GranteePrincipal=ghost)) == "InvalidArnException"
     # Not a principal at all: no grant that nobody could ever use.
     for nobody in ("nobody", "sns.amazonaws.com", f"arn:aws:s3:::{unique('bucket')}"):
-        assert code(lambda: grant(GranteePrincipal=nobody)) == "InvalidArnException"
+        assert code(lambda n=nobody: grant(GranteePrincipal=n)) == "InvalidArnException"
         assert (
-            code(lambda: grant(GranteePrincipal=f"arn:aws:iam::{server.account_id}:root",
-                               RetiringPrincipal=nobody))
+            code(lambda n=nobody: grant(GranteePrincipal=f"arn:aws:iam::{server.account_id}:root",
+                                        RetiringPrincipal=n))
             == "InvalidArnException"
         )  # fmt: skip
     assert (
