@@ -6,17 +6,16 @@ differently there: what runs the compiled modules (mypyc-modules.txt) in-process
 the table-driven vectors), the request path end to end over the wire (conformance: every
 operation, the validation errors, SigV4, the crypto and wire formats), the security tests of the
 compiled policy, condition-key, SigV4 and encryption-context code and the fuzzer, and a
-representative Secrets Manager set (GetSecretValue's path is compiled) and the console's forms.
-Its server starts and console pages also prove the non-editable install carries the package
-data.
+representative Secrets Manager set (GetSecretValue's path is compiled). There the package is
+a wheel, not the tree: unit/test_package_data.py checks it carries every data file.
 
 What the plain-Python build leaves to the compiled one runs plain Python in both builds or tests
 components beside the request path: the storage and root-of-trust backends (PostgreSQL,
 SoftHSM2: the contract suite), multi-node, HSM, custom key store, sealing, install and interop
-end-to-end tests, the console's browser tests, the other clients (AWS CLI, JavaScript SDK,
-caching client) and the restart and worker tests. Nothing is dropped from every build: the
-compiled run has them all, and it is that run that fails CI when a headline component is missing
-(tests/components.py).
+end-to-end tests, the console (plain Python in both builds), the other clients (AWS CLI,
+JavaScript SDK, caching client) and the restart and worker tests. Nothing is dropped from every
+build: the compiled run has them all, and it is that run that fails CI when a headline component
+is missing (tests/components.py).
 
 ``OPENKMS_TEST_PURE=all`` (``make test-pure PURE=all``) runs the whole suite on the plain
 build too; a module named on the command line runs whatever the list says. A new test module
@@ -42,9 +41,6 @@ PURE_BUILD = (
     "conformance/test_tags.py",
     "conformance/test_validation_errors.py",
     "conformance/test_wire.py",
-    # the console's pages from the installed package data, over the API (the browser tests
-    # add nothing build-specific to these)
-    "console/test_console_forms.py",
     # Attacks on the compiled authorization, SigV4 and encryption-context code. The cross-account
     # module (63 cases, the costliest) is left to the compiled run: the evaluator it drives runs
     # in-process here (unit/test_policy_*.py, the policy vectors, unit/test_iam_authz.py).
