@@ -7,9 +7,13 @@ PORT ?= 4566
 DATA_DIR ?= ./.openkms
 # --dist loadgroup: tests marked xdist_group (the console's browser tests, which build on each
 # other in one browser) stay on one worker; the rest are spread as before.
-# The builds `make test` runs the whole suite against: the mypyc-compiled request path (what
-# `make run` serves) and the same sources as plain Python. `make test BUILDS=compiled` for one.
+# The builds `make test` runs: the mypyc-compiled request path (what `make run` serves), against
+# the whole suite, then the same sources as plain Python, against the part of the suite that can
+# answer differently there (tests/builds.py: unit tests, vectors, the request path over the wire,
+# the security tests of the compiled code, a Secrets Manager set). `make test BUILDS=compiled`
+# for one; `make test-pure PURE=all` for the whole suite on the plain build.
 BUILDS ?= compiled pure
+PURE ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHON
@@ -50,8 +54,8 @@ test-compiled: $(STAMP)
 
 test-pure: install-pure
 	bash scripts/ensure-test-deps.sh
-	@echo "== the whole suite, plain-Python build ($(PURE_VENV)) =="
-	OPENKMS_TEST_BUILD=pure $(PURE_VENV)/bin/python -m pytest -n auto --dist loadgroup -q \
+	@echo "== $(if $(filter all,$(PURE)),the whole suite,the build-sensitive part of the suite (tests/builds.py)), plain-Python build ($(PURE_VENV)) =="
+	OPENKMS_TEST_BUILD=pure OPENKMS_TEST_PURE=$(PURE) $(PURE_VENV)/bin/python -m pytest -n auto --dist loadgroup -q \
 		-p no:cacheprovider \
 		$(PYTEST_ARGS)
 

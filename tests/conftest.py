@@ -30,12 +30,28 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.builds import left_to_compiled_run, summary_line
+
 REGION = "us-east-1"
 STARTUP_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 ACCOUNT_VISIBLE_TIMEOUT_SECONDS = 5.0
 STDOUT_LOG = "server.stdout.log"
 STDERR_LOG = "server.stderr.log"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # The plain-Python run of `make test` runs the part of the suite that can differ between
+    # the builds (tests/builds.py); the compiled run runs everything.
+    if left_to_compiled_run(collection_path, Path(__file__).resolve().parent):
+        return True
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = summary_line()
+    if line:
+        terminalreporter.write_line(line, yellow=True)
 
 
 # --- processes -----------------------------------------------------------------------------------
