@@ -107,6 +107,10 @@ def pg_dialect(statement: str) -> str:
     return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', statement)
 
 
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = _UPPER.lower()
+
+
 @functools.lru_cache(maxsize=512)
 def pyformat(statement: str) -> str:
     """A statement written with ``?`` placeholders in psycopg's form (``%s``, ``%`` doubled)."""
@@ -125,6 +129,11 @@ class PostgresDialect(Dialect):
 
     def sql(self, statement: str) -> str:
         return pyformat(statement)
+
+    def contains(self, column: str) -> str:
+        # translate() folds exactly the ASCII letters, as SQLite's lower() does (PostgreSQL's
+        # lower() follows the locale): every backend matches the same keys.
+        return f"strpos(translate({column}, '{_UPPER}', '{_LOWER}'), ?) > 0"
 
     def ddl(self, statement: str) -> str:
         return pg_dialect(statement)

@@ -59,3 +59,28 @@ class KeyUsage:
     at: float
     operation: str
     request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyQuery:
+    """What a key search asks the index for (``openkms.service.key_search``). Empty fields match
+    every key. ``text`` is already ASCII-lower-cased: it matches, case-insensitively for ASCII
+    letters and as a plain substring (no wildcards), the key id, the description, an alias name
+    or a tag key or value. The backends may return more (the service re-checks every match
+    against the record), never fewer."""
+
+    text: str = ""
+    key_state: str | None = None
+    key_spec: str | None = None
+    key_usage: str | None = None
+    origin: str | None = None
+    multi_region: bool | None = None
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` with its ASCII letters lower-cased, nothing else changed: the case folding of
+    key search, the same in every backend."""
+    return text.translate(_ASCII_LOWER)

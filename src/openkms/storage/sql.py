@@ -36,11 +36,15 @@ from openkms.storage.records import (
     AccountRecord,
     AliasRecord,
     KeyUsage,
+    KeyQuery,
     MaterialRecord,
 )
 from openkms.storage.sql_secrets import SqlSecretStore
 
 USAGE_CAS_ATTEMPTS = 5
+# Keys whose search columns (migration 0008) are filled per transaction when an existing
+# database is migrated.
+BACKFILL_BATCH = 500
 
 
 class NamedRow(Protocol):
@@ -77,6 +81,13 @@ class Dialect(ABC):
         """A driver error as StorageConflict (a uniqueness or reference rule) or
         StorageUnavailable (anything else)."""
 
+    def contains(self, column: str) -> str:
+        """A condition: the column, its ASCII letters lower-cased, holds the one ``?``
+        parameter as a plain substring. No LIKE: the user's ``%`` and ``_`` mean themselves, and
+        the match costs at most the column's length times the text's (SQLite's ``lower`` folds
+        ASCII letters only)."""
+        return f"instr(lower({column}), ?) > 0"
+
 
 def lock_id(*parts: str) -> int:
     """A signed 64-bit advisory lock id for a named set of rows."""
@@ -87,6 +98,15 @@ def lock_id(*parts: str) -> int:
 # -- row → record ----------------------------------------------------------------------------
 def key_from_row(row: NamedRow) -> KeyRecord:
     return KeyRecord.from_doc(orjson.loads(row["doc"]))
+
+
+# The migration that added the search columns of kms_keys.
+SEARCH_COLUMNS_VERSION = 8
+
+
+def _search_columns(key: KeyRecord) -> tuple[str, str, str, int, str]:
+    """(key_spec, key_usage, origin, multi_region, description) as the search index holds them."""
+    return key.key_spec, key.key_usage, key.origin, int(key.multi_region), key.description
 
 
 def account_from_row(row: NamedRow) -> AccountRecord:
@@ -182,9 +202,31 @@ class SqlRepository(SqlSecretStore, ABC):
                     continue
                 for statement in split_statements(sql):
                     self._exec(self.dialect.ddl(statement))
+                if version == SEARCH_COLUMNS_VERSION:
+                    self._backfill_search_columns()
                 self._exec(
                     "INSERT INTO schema_migrations(version, name) VALUES (?, ?)", (version, name)
                 )
+
+    def _backfill_search_columns(self) -> None:
+        """Migration 0008 on an existing database: each key's search columns from its
+        document, in the migration's transaction (a crash leaves the migration undone)."""
+        after = ""
+        while True:
+            rows = self._all(
+                "SELECT arn, doc FROM kms_keys WHERE arn > ? ORDER BY arn LIMIT ?",
+                (after, BACKFILL_BATCH),
+            )
+            for row in rows:
+                key = key_from_row(row)
+                self._exec(
+                    "UPDATE kms_keys SET key_spec = ?, key_usage = ?, origin = ?, "
+                    "multi_region = ?, description = ? WHERE arn = ?",
+                    (*_search_columns(key), key.arn),
+                )
+            if len(rows) < BACKFILL_BATCH:
+                return
+            after = str(rows[-1]["arn"])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -318,7 +360,8 @@ class SqlRepository(SqlSecretStore, ABC):
     def insert_key(self, key: KeyRecord) -> None:
         self._insert_unique(
             "INSERT INTO kms_keys(arn, account_id, region, key_id, state, deletion_at, "
-            "next_rotation_at, valid_to, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "next_rotation_at, valid_to, doc, key_spec, key_usage, origin, multi_region, "
+            "description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
             (
                 key.arn,
@@ -330,6 +373,7 @@ class SqlRepository(SqlSecretStore, ABC):
                 key.next_rotation_at if key.rotation_enabled else None,
                 key.valid_to,
                 orjson.dumps(key.to_doc()).decode(),
+                *_search_columns(key),
             ),
             "key",
         )
@@ -337,13 +381,15 @@ class SqlRepository(SqlSecretStore, ABC):
     def update_key(self, key: KeyRecord) -> None:
         self._write(
             "UPDATE kms_keys SET state = ?, deletion_at = ?, next_rotation_at = ?, valid_to = ?, "
-            "doc = ? WHERE arn = ?",
+            "doc = ?, key_spec = ?, key_usage = ?, origin = ?, multi_region = ?, description = ? "
+            "WHERE arn = ?",
             (
                 key.state,
                 key.deletion_at,
                 key.next_rotation_at if key.rotation_enabled else None,
                 key.valid_to,
                 orjson.dumps(key.to_doc()).decode(),
+                *_search_columns(key),
                 key.arn,
             ),
         )
@@ -360,6 +406,62 @@ class SqlRepository(SqlSecretStore, ABC):
             "SELECT doc FROM kms_keys WHERE account_id = ? AND region = ? AND key_id > ? "
             "ORDER BY key_id LIMIT ?",
             (account_id, region, after_key_id or "", limit),
+        )
+        return [key_from_row(r) for r in rows]
+
+    def key_id_after(
+        self, account_id: str, region: str, after_key_id: str | None, offset: int
+    ) -> str | None:
+        rows = self._all(
+            "SELECT key_id FROM kms_keys WHERE account_id = ? AND region = ? AND key_id > ? "
+            "ORDER BY key_id LIMIT 1 OFFSET ?",
+            (account_id, region, after_key_id or "", max(offset - 1, 0)),
+        )
+        return str(rows[0]["key_id"]) if rows else None
+
+    def search_keys(
+        self,
+        account_id: str,
+        region: str,
+        query: KeyQuery,
+        after_key_id: str | None,
+        upto_key_id: str | None,
+        limit: int,
+    ) -> list[KeyRecord]:
+        where = ["account_id = ?", "region = ?", "key_id > ?"]
+        params: list[Any] = [account_id, region, after_key_id or ""]
+        if upto_key_id is not None:
+            where.append("key_id <= ?")
+            params.append(upto_key_id)
+        for column, value in (
+            ("state", query.key_state),
+            ("key_spec", query.key_spec),
+            ("key_usage", query.key_usage),
+            ("origin", query.origin),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.multi_region is not None:
+            where.append("multi_region = ?")
+            params.append(int(query.multi_region))
+        if query.text:
+            contains = self.dialect.contains
+            where.append(
+                f"({contains('key_id')} OR {contains('description')} "
+                "OR EXISTS (SELECT 1 FROM aliases a WHERE a.account_id = kms_keys.account_id "
+                "AND a.region = kms_keys.region AND a.key_id = kms_keys.key_id "
+                f"AND {contains('a.alias_name')}) "
+                "OR EXISTS (SELECT 1 FROM key_tags t WHERE t.key_arn = kms_keys.arn "
+                f"AND ({contains('t.tag_key')} OR {contains('t.tag_value')})))"
+            )
+            params.extend([query.text] * 5)
+        params.append(limit)
+        rows = self._all(
+            "SELECT doc FROM kms_keys WHERE "  # noqa: S608 - fixed column names, values bound
+            + " AND ".join(where)
+            + " ORDER BY key_id LIMIT ?",
+            params,
         )
         return [key_from_row(r) for r in rows]
 
