@@ -12,7 +12,7 @@ import orjson
 from openkms.storage.base import Storage
 from openkms.storage.records import AliasRecord, KeyQuery
 from openkms.storage.sqlite import SqliteStorage
-from tests.contract.test_storage_contract import ACCOUNT, REGION, make_key, storage  # noqa: F401
+from tests.contract.test_storage_contract import ACCOUNT, REGION, make_key, storage
 
 __all__ = ["storage"]
 
@@ -45,6 +45,10 @@ def test_filters(storage: Storage) -> None:
     assert ids(storage, KeyQuery(multi_region=True)) == ["k4"]
     assert ids(storage, KeyQuery(multi_region=False)) == ["k1", "k2", "k3"]
     assert ids(storage, KeyQuery(key_state="PendingDeletion")) == []
+    storage.update_key(make_key("k1", description="Payroll DB", rotation_enabled=True,
+                                next_rotation_at=500.0))  # fmt: skip
+    assert ids(storage, KeyQuery(rotation_due_before=600.0)) == ["k1"]
+    assert ids(storage, KeyQuery(rotation_due_before=400.0)) == []
 
 
 def test_text_matches_id_description_alias_and_tag(storage: Storage) -> None:

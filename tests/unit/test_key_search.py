@@ -140,5 +140,6 @@ def test_validation_message_is_awss() -> None:
     h = Harness()
     with pytest.raises(ValidationException) as caught:
         h.call(key_search.search_keys, {"Limit": 0, "KeyState": "Bogus"})
-    assert caught.value.message.startswith("2 validation errors detected: Value 'Bogus' at 'keyState'")
-    assert "Value '0' at 'limit' failed to satisfy constraint" in caught.value.message
+    message = caught.value.message
+    assert message.startswith("2 validation errors detected: Value 'Bogus' at 'keyState'")
+    assert "Value '0' at 'limit' failed to satisfy constraint" in message

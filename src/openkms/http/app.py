@@ -46,8 +46,8 @@ from openkms.http.wiring import Wired, build_runtime, open_audit_sink
 from openkms.logsetup import request_id_var
 from openkms.protocol import codec
 from openkms.protocol.errors import error_body
-from openkms.protocol.model import TARGET_PREFIX
 from openkms.protocol.extensions import EXTENSIONS
+from openkms.protocol.model import TARGET_PREFIX
 from openkms.protocol.operations import OPERATIONS, READ_ONLY, handler_for
 from openkms.protocol.validation import validate_input
 from openkms.rootoftrust.shamir import UNSEAL_PATH, handle_unseal

@@ -5,8 +5,8 @@ Authorization. Both are authorized as ``kms:ListKeys`` on the account, like List
 only the caller's own account and Region. A key is returned (or counted) only when the caller may
 ``kms:DescribeKey`` it, asked of the same policy code as DescribeKey itself, key by key; a match
 on an alias name needs ``kms:ListAliases`` too, and a match on a tag ``kms:ListResourceTags`` on
-that key. The storage index only proposes candidates; every match is re-checked here against the
-record.
+that key, and the ``RotationDueBefore`` filter ``kms:GetKeyRotationStatus``. The storage index
+only proposes candidates; every match is re-checked here against the record.
 
 No information leak. What an answer holds must follow from what the caller may see anyway:
 the keys he may describe, and the account's key ids (which ListKeys gives him). So a request
@@ -72,13 +72,27 @@ def _constraint(value: Any, path: str, rule: str) -> str:
     return f"Value '{shown}' at '{path}' failed to satisfy constraint: {rule}"
 
 
+_AT_LEAST_ONE = "greater than or equal to 1"
+_AT_MOST = "less than or equal to"
+
+
+def _marker_errors(marker: str | None) -> list[str]:
+    if marker is None:
+        return []
+    if not marker:
+        return [_constraint(marker, "marker", f"Member must have length {_AT_LEAST_ONE}")]
+    if len(marker) > MAX_MARKER:
+        return [_constraint(marker, "marker", f"Member must have length {_AT_MOST} {MAX_MARKER}")]
+    return []
+
+
 def _validate(req: dict[str, Any]) -> tuple[KeyQuery, int, str | None]:
     """(query, limit, position after) from the request, or AWS's validation errors."""
     errors: list[str] = []
     text = _string(req, "Text") or ""
     if len(text) > MAX_TEXT:
         errors.append(
-            _constraint(text, "text", f"Member must have length less than or equal to {MAX_TEXT}")
+            _constraint(text, "text", f"Member must have length {_AT_MOST} {MAX_TEXT}")
         )
     wanted: dict[str, str | None] = {}
     for member, (path, allowed) in _ENUMS.items():
@@ -95,25 +109,26 @@ def _validate(req: dict[str, Any]) -> tuple[KeyQuery, int, str | None]:
     multi = req.get("MultiRegion")
     if multi is not None and not isinstance(multi, bool):
         raise SerializationException(f"{_json_kind(multi)} can not be converted to a Boolean")
+    due = req.get("RotationDueBefore")
+    if due is not None and (isinstance(due, bool) or not isinstance(due, (int, float))):
+        raise SerializationException(f"{_json_kind(due)} can not be converted to a Timestamp")
     limit = req.get("Limit", DEFAULT_LIMIT)
     if limit is None:
         limit = DEFAULT_LIMIT
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise SerializationException(f"{_json_kind(limit)} can not be converted to an Integer")
     if limit < 1:
-        errors.append(_constraint(limit, "limit", "Member must have value greater than or equal to 1"))
+        errors.append(_constraint(limit, "limit", f"Member must have value {_AT_LEAST_ONE}"))
     elif limit > MAX_LIMIT:
         errors.append(
-            _constraint(limit, "limit", f"Member must have value less than or equal to {MAX_LIMIT}")
+            _constraint(limit, "limit", f"Member must have value {_AT_MOST} {MAX_LIMIT}")
         )
     marker = _string(req, "Marker")
-    if marker is not None and not 1 <= len(marker) <= MAX_MARKER:
-        errors.append(
-            _constraint(marker, "marker", f"Member must have length less than or equal to {MAX_MARKER}")
-        )
+    errors += _marker_errors(marker)
     if errors:
         plural = "s" if len(errors) > 1 else ""
-        raise ValidationException(f"{len(errors)} validation error{plural} detected: " + "; ".join(errors))
+        summary = f"{len(errors)} validation error{plural} detected: "
+        raise ValidationException(summary + "; ".join(errors))
     query = KeyQuery(
         text=ascii_lower(text.strip()),
         key_state=wanted["KeyState"],
@@ -121,6 +136,7 @@ def _validate(req: dict[str, Any]) -> tuple[KeyQuery, int, str | None]:
         key_usage=wanted["KeyUsage"],
         origin=wanted["Origin"],
         multi_region=multi,
+        rotation_due_before=float(due) if due is not None else None,
     )
     return query, limit, decode_marker(marker)
 
@@ -184,7 +200,16 @@ def search_keys(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
         batch = rt.storage.search_keys(account, region, query, cursor, window_end, BATCH)
         for key in batch:
             cursor = key.key_id
-            if _may(rt, ctx, "kms:DescribeKey", key) and matcher.matches(key):
+            if (
+                query.admits(key)
+                and _may(rt, ctx, "kms:DescribeKey", key)
+                and (
+                    # When the rotation is due is GetKeyRotationStatus's to tell.
+                    query.rotation_due_before is None
+                    or _may(rt, ctx, "kms:GetKeyRotationStatus", key)
+                )
+                and matcher.matches(key)
+            ):
                 found.append(key)
                 if len(found) == limit:
                     break
@@ -206,11 +231,9 @@ def count_keys_by_state(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
     describe, by key state. A console sums the windows."""
     rt.access.authorize_account(ctx, "kms:ListKeys", "*", req)
     marker = _string(req, "Marker")
-    if marker is not None and not 1 <= len(marker) <= MAX_MARKER:
-        raise ValidationException(
-            "1 validation error detected: "
-            + _constraint(marker, "marker", f"Member must have length less than or equal to {MAX_MARKER}")
-        )
+    errors = _marker_errors(marker)
+    if errors:
+        raise ValidationException("1 validation error detected: " + errors[0])
     after = decode_marker(marker)
     account, region = ctx.principal.account_id, ctx.region
     counts: dict[str, int] = {}

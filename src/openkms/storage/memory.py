@@ -160,15 +160,7 @@ class MemoryStorage(MemorySecretStore):
         return found
 
     def _matches(self, key: KeyRecord, query: KeyQuery) -> bool:
-        for wanted, actual in (
-            (query.key_state, key.state),
-            (query.key_spec, key.key_spec),
-            (query.key_usage, key.key_usage),
-            (query.origin, key.origin),
-        ):
-            if wanted is not None and wanted != actual:
-                return False
-        if query.multi_region is not None and query.multi_region != key.multi_region:
+        if not query.admits(key):
             return False
         if not query.text:
             return True

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from openkms.domain.key import KeyRecord
+
 
 @dataclass(frozen=True, slots=True)
 class AccountRecord:
@@ -75,6 +77,25 @@ class KeyQuery:
     key_usage: str | None = None
     origin: str | None = None
     multi_region: bool | None = None
+    # Automatic rotation on, next rotation at or before this time (epoch seconds).
+    rotation_due_before: float | None = None
+
+    def admits(self, key: KeyRecord) -> bool:
+        """Whether ``key`` passes the filters (all but the text)."""
+        for wanted, actual in (
+            (self.key_state, key.state),
+            (self.key_spec, key.key_spec),
+            (self.key_usage, key.key_usage),
+            (self.origin, key.origin),
+        ):
+            if wanted is not None and wanted != actual:
+                return False
+        if self.multi_region is not None and self.multi_region != key.multi_region:
+            return False
+        due = self.rotation_due_before
+        return due is None or (
+            key.rotation_enabled and key.next_rotation_at is not None and key.next_rotation_at <= due
+        )
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")

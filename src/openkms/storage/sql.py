@@ -35,8 +35,8 @@ from openkms.storage.records import (
     AccessKeyRecord,
     AccountRecord,
     AliasRecord,
-    KeyUsage,
     KeyQuery,
+    KeyUsage,
     MaterialRecord,
 )
 from openkms.storage.sql_secrets import SqlSecretStore
@@ -445,10 +445,14 @@ class SqlRepository(SqlSecretStore, ABC):
         if query.multi_region is not None:
             where.append("multi_region = ?")
             params.append(int(query.multi_region))
+        if query.rotation_due_before is not None:
+            # next_rotation_at is kept only while automatic rotation is on (update_key).
+            where.append("next_rotation_at IS NOT NULL AND next_rotation_at <= ?")
+            params.append(query.rotation_due_before)
         if query.text:
             contains = self.dialect.contains
-            where.append(
-                f"({contains('key_id')} OR {contains('description')} "
+            where.append(  # fixed column names; the text is bound five times
+                f"({contains('key_id')} OR {contains('description')} "  # noqa: S608
                 "OR EXISTS (SELECT 1 FROM aliases a WHERE a.account_id = kms_keys.account_id "
                 "AND a.region = kms_keys.region AND a.key_id = kms_keys.key_id "
                 f"AND {contains('a.alias_name')}) "
