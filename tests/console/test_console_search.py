@@ -74,7 +74,7 @@ def test_a_user_sees_only_what_he_may_describe(console: ConsoleServer,
         iam, None,
         {"Effect": "Allow", "Action": ["kms:ListKeys", "kms:ListAliases"], "Resource": "*"},
         {"Effect": "Allow", "Action": "kms:DescribeKey",
-         "Resource": console.server.key_arn(made["plain"])},
+         "Resource": f"arn:aws:kms:*:*:key/{made['plain']}"},
     )  # fmt: skip
     browser = Browserless(console.server.endpoint)
     deadline = time.monotonic() + SETTLE_SECONDS

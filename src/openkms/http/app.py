@@ -728,6 +728,9 @@ class OpenKMSApp:
         if service == "kms":
             # An extension keeps its whole target as its name ("OpenKMS.SearchKeys").
             operation = target if target in EXTENSIONS else target[len(_TARGET_PREFIX) :]
+            if operation in EXTENSIONS and operation != target:
+                # "TrentService.OpenKMS.SearchKeys": an extension answers to its own name only.
+                raise UnknownOperationException("")
         client = scope.get("client") or ("", 0)
         user_agent = headers.get("user-agent", ("",))[0]
         ctx = RequestContext(
