@@ -102,7 +102,9 @@ class Console:
             best = min(best, time.perf_counter() - started)
         rows = len(re.findall(r'<td class="mono"><a href="/console/keys/', text))
         windows = re.search(r"(\d+) search requests?", text)
-        counted = re.search(r"All (\d+) keys of this Region", text)
+        counted = re.search(r"All (\d+) keys of this Region", text) or re.search(
+            r"(\d+) keys counted before", text
+        )
         return {
             "path": path,
             "best_ms": round(best * 1000, 1),
@@ -157,6 +159,7 @@ def main() -> None:
                 console.timed("/console/keys?state=Disabled"),
                 console.timed("/console/keys?q=%25"),
                 console.timed("/console/"),
+                console.timed("/console/overview?all=1", rounds=1),
             ]
         finally:
             proc.terminate()

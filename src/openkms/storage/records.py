@@ -93,9 +93,10 @@ class KeyQuery:
         if self.multi_region is not None and self.multi_region != key.multi_region:
             return False
         due = self.rotation_due_before
-        return due is None or (
-            key.rotation_enabled and key.next_rotation_at is not None and key.next_rotation_at <= due
-        )
+        if due is None:
+            return True
+        at = key.next_rotation_at
+        return key.rotation_enabled and at is not None and at <= due
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")

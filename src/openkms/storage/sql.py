@@ -450,16 +450,24 @@ class SqlRepository(SqlSecretStore, ABC):
             where.append("next_rotation_at IS NOT NULL AND next_rotation_at <= ?")
             params.append(query.rotation_due_before)
         if query.text:
+            prefix = self._arn_prefix(account_id, region)
+            if prefix is None:
+                return []  # no keys in the account and Region
             contains = self.dialect.contains
+            # Aliases and tags as two sets, each read once (an alias scan of the account, a
+            # range of the tags' primary key that covers the window), not a lookup per key.
             where.append(  # fixed column names; the text is bound five times
                 f"({contains('key_id')} OR {contains('description')} "  # noqa: S608
-                "OR EXISTS (SELECT 1 FROM aliases a WHERE a.account_id = kms_keys.account_id "
-                "AND a.region = kms_keys.region AND a.key_id = kms_keys.key_id "
-                f"AND {contains('a.alias_name')}) "
-                "OR EXISTS (SELECT 1 FROM key_tags t WHERE t.key_arn = kms_keys.arn "
-                f"AND ({contains('t.tag_key')} OR {contains('t.tag_value')})))"
+                "OR key_id IN (SELECT a.key_id FROM aliases a WHERE a.account_id = ? "
+                f"AND a.region = ? AND {contains('a.alias_name')}) "
+                "OR key_id IN (SELECT substr(t.key_arn, ?) FROM key_tags t WHERE t.key_arn > ? "
+                f"AND t.key_arn <= ? AND ({contains('t.tag_key')} OR {contains('t.tag_value')})))"
             )
-            params.extend([query.text] * 5)
+            # Key ids, not ARNs: every condition reads the index, and a row (its document) is
+            # read only for a key that matches.
+            params.extend([query.text, query.text, account_id, region, query.text, len(prefix) + 1])
+            high = prefix + upto_key_id if upto_key_id is not None else prefix + "\U0010ffff"
+            params.extend([prefix + (after_key_id or ""), high, query.text, query.text])
         params.append(limit)
         rows = self._all(
             "SELECT doc FROM kms_keys WHERE "  # noqa: S608 - fixed column names, values bound
@@ -468,6 +476,17 @@ class SqlRepository(SqlSecretStore, ABC):
             params,
         )
         return [key_from_row(r) for r in rows]
+
+    def _arn_prefix(self, account_id: str, region: str) -> str | None:
+        """What every key ARN of the account and Region starts with ("arn:aws:kms:…:key/")."""
+        row = self._one(
+            "SELECT arn, key_id FROM kms_keys WHERE account_id = ? AND region = ? LIMIT 1",
+            (account_id, region),
+        )
+        if row is None:
+            return None
+        arn, key_id = str(row["arn"]), str(row["key_id"])
+        return arn[: len(arn) - len(key_id)]
 
     def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
         rows = self._all(
