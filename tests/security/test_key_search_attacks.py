@@ -150,8 +150,9 @@ def test_huge_queries_are_refused(search_server: Server) -> None:
     status, answer = call(search_server, "OpenKMS.SearchKeys", {"Text": "a" * 257})
     assert (status, answer["__type"]) == (400, "ValidationException")
     assert len(answer["message"]) < 400  # the text is not echoed whole
-    status, answer = call(search_server, "OpenKMS.SearchKeys", {"Text": "a" * 2_000_000})
-    assert status in (400, 413)
+    status, answer = call(search_server, "OpenKMS.SearchKeys", {"Text": "%_" * 50_000})
+    assert (status, answer["__type"]) == (400, "ValidationException")
+    assert len(answer["message"]) < 400
     status, answer = call(search_server, "OpenKMS.SearchKeys", {"Limit": 10**30})
     assert (status, answer["__type"]) == (400, "SerializationException")
     status, answer = call(search_server, "OpenKMS.SearchKeys", {"Limit": 2**40})

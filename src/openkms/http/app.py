@@ -127,6 +127,10 @@ class OpenKMSApp:
         # the first Secrets Manager request.
         self._secrets_read_cache: Any = None
         self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-off-loop")
+        # The key search extensions on a thread of their own: a request may authorize up to
+        # 10,000 keys (about half a second), and a tenant's searches must queue behind each
+        # other, not delay everyone's writes on ``_slow``.
+        self._search = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-search")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
         self.failed_auth = FailedAuthGate(
             rate=self.settings.audit_failed_auth_rate,
@@ -198,6 +202,7 @@ class OpenKMSApp:
                 await task
         self._tasks.clear()
         self._slow.shutdown(wait=True)
+        self._search.shutdown(wait=True)
         self._flush_usage()
         if self.audit is not None:
             self._audit_summary()
@@ -319,7 +324,12 @@ class OpenKMSApp:
                 error_type,
                 content_type,
             ) = await asyncio.get_running_loop().run_in_executor(
-                self._slow, context.run, self._dispatch, scope, body, request_id
+                self._search if target_operation in EXTENSIONS else self._slow,
+                context.run,
+                self._dispatch,
+                scope,
+                body,
+                request_id,
             )
         else:
             status, payload, error_type, content_type = self._dispatch(scope, body, request_id)

@@ -189,8 +189,8 @@ class _Matcher:
 def search_keys(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     """``OpenKMS.SearchKeys``: the keys of the window after ``Marker`` that match and that the
     caller may describe, in key id order."""
+    query, limit, after = _validate(req)  # AWS validates before it authorizes
     rt.access.authorize_account(ctx, "kms:ListKeys", "*", req)
-    query, limit, after = _validate(req)
     account, region = ctx.principal.account_id, ctx.region
     window_end = rt.storage.key_id_after(account, region, after, WINDOW)
     matcher = _Matcher(rt, ctx, query.text)
@@ -229,12 +229,12 @@ def search_keys(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
 def count_keys_by_state(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     """``OpenKMS.CountKeysByState``: how many keys of the window after ``Marker`` the caller may
     describe, by key state. A console sums the windows."""
-    rt.access.authorize_account(ctx, "kms:ListKeys", "*", req)
     marker = _string(req, "Marker")
     errors = _marker_errors(marker)
     if errors:
         raise ValidationException("1 validation error detected: " + errors[0])
     after = decode_marker(marker)
+    rt.access.authorize_account(ctx, "kms:ListKeys", "*", req)
     account, region = ctx.principal.account_id, ctx.region
     counts: dict[str, int] = {}
     cursor = after
