@@ -114,3 +114,12 @@ def test_sqlite_backfills_an_old_database(tmp_path: Path) -> None:
     assert ids(db, KeyQuery(text="payroll", key_state="Disabled")) == ["k1"]
     assert ids(db, KeyQuery(key_spec="SYMMETRIC_DEFAULT", multi_region=False)) == ["k1"]
     db.close()
+
+
+def test_scopes_with_documents(storage: Storage) -> None:
+    storage.put_document("kms-grant", "arn:k1", "g1", "{}", 1.0)
+    storage.put_document("kms-grant", "arn:k1", "g2", "{}", 1.0)
+    storage.put_document("kms-grant-name", "arn:k2", "n", "{}", 1.0)
+    scopes = [f"arn:k{i}" for i in range(1200)]  # more than one query's worth
+    assert storage.scopes_with_documents("kms-grant", scopes) == {"arn:k1"}
+    assert storage.scopes_with_documents("kms-grant", []) == set()

@@ -42,13 +42,17 @@ def _user(server: Server, *statements: dict[str, Any]) -> dict[str, str]:
     """A new IAM user with these identity policy statements, once the server knows him and
     his policy (caches settle within a second)."""
     user = new_user(client(server, "iam"), None, *statements)
+    return _user_ready(server, user.creds)
+
+
+def _user_ready(server: Server, creds: dict[str, str]) -> dict[str, str]:
     deadline = time.monotonic() + SETTLE_SECONDS
     while time.monotonic() < deadline:
-        _, answer = call(server, "OpenKMS.CountKeysByState", {}, user.creds)
+        _, answer = call(server, "OpenKMS.CountKeysByState", {}, creds)
         if answer.get("__type") not in ("UnrecognizedClientException", "InvalidSignatureException"):
             break
         time.sleep(0.05)
-    return user.creds
+    return creds
 
 
 def _answers(server: Server, creds: dict[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -157,3 +161,17 @@ def test_huge_queries_are_refused(search_server: Server) -> None:
     assert (status, answer["__type"]) == (400, "SerializationException")
     status, answer = call(search_server, "OpenKMS.SearchKeys", {"Limit": 2**40})
     assert (status, answer["__type"]) == (400, "ValidationException")
+
+
+def test_a_grant_is_enough_to_find_a_key(search_server: Server, made: dict[str, str]) -> None:
+    """Authorization is DescribeKey's own, grants included: a grant for DescribeKey on one key
+    makes that key (and only it) findable by the grantee."""
+    iam = client(search_server, "iam")
+    user = new_user(iam, None, LIST_KEYS)
+    creds = _user_ready(search_server, user.creds)
+    assert search(search_server, creds, Text="shared logs")["Keys"] == []
+    make_client(search_server).create_grant(
+        KeyId=made["open"], GranteePrincipal=user.arn, Operations=["DescribeKey"]
+    )
+    assert search(search_server, creds, Text="shared logs")["Keys"] == [made["open"]]
+    assert search(search_server, creds, Text="falcon payroll")["Keys"] == []

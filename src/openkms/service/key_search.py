@@ -29,6 +29,7 @@ from openkms.domain.key import KeyRecord
 from openkms.errors import AccessDeniedException, SerializationException, ValidationException
 from openkms.service.common import decode_marker, encode_marker
 from openkms.service.context import RequestContext
+from openkms.service.grant_store import KIND as GRANT_KIND
 from openkms.service.runtime import Runtime
 from openkms.storage.records import KeyQuery, ascii_lower
 from openkms.types import KeySpec, KeyState, KeyUsageType, OriginType
@@ -141,6 +142,22 @@ def _validate(req: dict[str, Any]) -> tuple[KeyQuery, int, str | None]:
     return query, limit, decode_marker(marker)
 
 
+def _prime_grants(rt: Runtime, batch: list[KeyRecord]) -> None:
+    """Authorization reads each key's grants (runtime's grant cache, else one query a key).
+    For a batch, one query says which keys have any; those without get the empty list the
+    cache would have read for them. Only absent grants are primed, so nothing is allowed that
+    a grant does not allow (a grant created meanwhile is missed for at most the cache TTL, as
+    by the cache itself, and only ever hides a key)."""
+    cache = rt.grant_cache
+    unknown = [k.arn for k in batch if cache.get(k.arn) is None]
+    if not unknown:
+        return
+    with_grants = rt.storage.scopes_with_documents(GRANT_KIND, unknown)
+    for arn in unknown:
+        if arn not in with_grants:
+            cache.put(arn, [])
+
+
 def _may(rt: Runtime, ctx: RequestContext, action: str, key: KeyRecord) -> bool:
     """Whether the caller may perform ``action`` on ``key``: the operations' own check."""
     try:
@@ -198,6 +215,7 @@ def search_keys(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[s
     cursor = after
     while len(found) < limit:
         batch = rt.storage.search_keys(account, region, query, cursor, window_end, BATCH)
+        _prime_grants(rt, batch)
         for key in batch:
             cursor = key.key_id
             if (
@@ -241,6 +259,7 @@ def count_keys_by_state(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -
     seen = 0
     while seen < WINDOW:
         batch = rt.storage.list_keys(account, region, cursor, min(BATCH * 5, WINDOW - seen))
+        _prime_grants(rt, batch)
         for key in batch:
             if _may(rt, ctx, "kms:DescribeKey", key):
                 counts[key.state] = counts.get(key.state, 0) + 1

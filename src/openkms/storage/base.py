@@ -171,6 +171,11 @@ class Storage(SecretStore, Protocol):
         """Every scope that holds documents of ``kind``, ordered (root-key rotation scans them)."""
         ...
 
+    def scopes_with_documents(self, kind: str, scopes: Sequence[str]) -> set[str]:
+        """Which of ``scopes`` hold documents of ``kind`` (the key search asks which keys of a
+        batch have grants, in one query rather than one a key)."""
+        ...
+
     def delete_document(self, kind: str, scope: str, name: str) -> bool: ...
 
     # -- maintenance -------------------------------------------------------------------------

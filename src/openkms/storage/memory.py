@@ -178,6 +178,10 @@ class MemoryStorage(MemorySecretStore):
     def list_document_scopes(self, kind: str) -> list[str]:
         return sorted({s for (k, s, _) in list(self._documents) if k == kind})
 
+    def scopes_with_documents(self, kind: str, scopes: Sequence[str]) -> set[str]:
+        wanted = set(scopes)
+        return {s for (k, s, _) in list(self._documents) if k == kind and s in wanted}
+
     def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
         found = [
             k for k in self._keys.values() if k.account_id == account_id and k.key_id == key_id

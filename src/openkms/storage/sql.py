@@ -45,6 +45,8 @@ USAGE_CAS_ATTEMPTS = 5
 # Keys whose search columns (migration 0008) are filled per transaction when an existing
 # database is migrated.
 BACKFILL_BATCH = 500
+# Bound parameters per IN (...) list: well under SQLite's oldest limit (999).
+SCOPES_PER_QUERY = 500
 
 
 class NamedRow(Protocol):
@@ -729,6 +731,18 @@ class SqlRepository(SqlSecretStore, ABC):
             "SELECT DISTINCT scope FROM documents WHERE kind = ? ORDER BY scope", (kind,)
         )
         return [str(r["scope"]) for r in rows]
+
+    def scopes_with_documents(self, kind: str, scopes: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(scopes), SCOPES_PER_QUERY):
+            chunk = list(scopes[start : start + SCOPES_PER_QUERY])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._all(
+                f"SELECT DISTINCT scope FROM documents WHERE kind = ? AND scope IN ({marks})",  # noqa: S608
+                [kind, *chunk],
+            )
+            found.update(str(r["scope"]) for r in rows)
+        return found
 
     def delete_document(self, kind: str, scope: str, name: str) -> bool:
         deleted = self._write(
