@@ -60,6 +60,8 @@ class KeyRecord:
     def from_doc(cls, doc: dict[str, Any]) -> KeyRecord:
         # The field names, worked out once: dataclasses.fields() on every call was most of the
         # cost of reading a key (a key search reads up to 10,000 a request).
+        if _KEY_FIELDS.issuperset(doc):  # the usual case, checked in C
+            return cls(**doc)
         return cls(**{k: v for k, v in doc.items() if k in _KEY_FIELDS})
 
 
