@@ -4,8 +4,9 @@
 Populates N keys (default 100,000) through the real CreateKey code path in one transaction
 (every key a description, every 100th an alias, every 1,000th a tag), starts a server, signs in
 to the console with the account's key pair and times the key list pages a person would load:
-the first page, a page deep in the list, an exact alias, and the searches and filters that scan
-(each scan stops after its time budget and offers to continue). Prints one JSON object."""
+the first page, a page deep in the list, an exact alias, and the searches and filters (through
+the key search extension, OpenKMS.SearchKeys) and the overview (OpenKMS.CountKeysByState).
+Prints one JSON object."""
 
 from __future__ import annotations
 
@@ -100,12 +101,16 @@ class Console:
             text = self.request("GET", path)
             best = min(best, time.perf_counter() - started)
         rows = len(re.findall(r'<td class="mono"><a href="/console/keys/', text))
-        scanned = re.search(r"(\d+) keys scanned", text)
+        windows = re.search(r"(\d+) search requests?", text)
+        counted = re.search(r"All (\d+) keys of this Region", text) or re.search(
+            r"(\d+) keys counted before", text
+        )
         return {
             "path": path,
             "best_ms": round(best * 1000, 1),
             "rows": rows,
-            "scanned": int(scanned.group(1)) if scanned else None,
+            "search_requests": int(windows.group(1)) if windows else None,
+            "states_counted": int(counted.group(1)) if counted else None,
             "more": 'id="next"' in text,
         }
 
@@ -149,9 +154,12 @@ def main() -> None:
                 console.timed("/console/keys?q=" + ids[len(ids) // 3]),
                 console.timed("/console/keys?spec=SYMMETRIC_DEFAULT"),
                 console.timed("/console/keys?q=bulk+key+number+7"),
-                console.timed("/console/keys?q=needle", rounds=1),
-                console.timed("/console/keys?state=Disabled", rounds=1),
-                console.timed("/console/", rounds=1),
+                console.timed("/console/keys?q=needle"),
+                console.timed("/console/keys?q=needle-99999"),
+                console.timed("/console/keys?state=Disabled"),
+                console.timed("/console/keys?q=%25"),
+                console.timed("/console/"),
+                console.timed("/console/overview?all=1", rounds=1),
             ]
         finally:
             proc.terminate()

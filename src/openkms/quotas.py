@@ -91,6 +91,9 @@ _CONTROL_PLANE_RATES: dict[float, tuple[str, ...]] = {
     ),
     1: ("GetParametersForImport",),
 }
+# Not AWS's: the openkms extensions (key search, protocol/extensions.py). One request checks up
+# to 10,000 keys; a console page may take several.
+_EXTENSION_RATES: dict[str, float] = {"OpenKMS.SearchKeys": 50, "OpenKMS.CountKeysByState": 50}
 
 #: Every quota openkms knows, with AWS's default rate (requests per second).
 DEFAULT_QUOTAS: Mapping[str, float] = {
@@ -101,6 +104,7 @@ DEFAULT_QUOTAS: Mapping[str, float] = {
     ML_KEM: 1_000,
     **{f"{DATA_KEY_PAIR}:{spec}": rate for spec, rate in _DATA_KEY_PAIR_RATES.items()},
     **{op: rate for rate, ops in _CONTROL_PLANE_RATES.items() for op in ops},
+    **_EXTENSION_RATES,
 }
 
 

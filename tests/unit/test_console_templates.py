@@ -25,20 +25,23 @@ SESSION = SimpleNamespace(arn="arn:aws:iam::111122223333:root")
 
 def _render(complete: bool) -> str:
     return _env().get_template("overview.html").render(
-        session=SESSION, csrf="t", nav="overview.html", states=[("Enabled", 500)],
-        deletions=[], rotations=[], scanned=500, complete=complete, metrics_enabled=False,
+        session=SESSION, csrf="t", nav="overview.html", states=[("Enabled", 500)], counted=500,
+        deletions=[], rotations=[], states_complete=complete,
+        deletions_complete=complete, rotations_complete=complete, metrics_enabled=False,
     )
 
 
 def test_a_partial_count_says_so() -> None:
     page = _render(complete=False)
-    assert "Not all keys:" in page and "only the first 500 keys" in page
-    assert page.count("Among the first 500 keys only.") == 2
+    assert "Not all keys:" in page and "500 keys counted before the time budget" in page
+    assert "Among the first keys due only." in page
+    assert "Among the first keys pending deletion only." in page
 
 
 def test_a_complete_count_says_all() -> None:
     page = _render(complete=True)
-    assert "All 500 keys of this Region." in page and "Not all keys" not in page
+    assert "All 500 keys of this Region that you may describe." in page
+    assert "Not all keys" not in page and "Among the first" not in page
 
 
 def test_secrets_render_every_rotation_shape() -> None:

@@ -98,9 +98,11 @@ CRYPTOGRAPHIC_OPERATIONS: Final = frozenset(
 def _read_only_operations() -> frozenset[str]:
     # Imported late: the dispatch table pulls in the whole service layer, which the audit
     # command line does not need.
+    from openkms.protocol.extensions import EXTENSIONS
     from openkms.protocol.operations import READ_ONLY
 
-    return READ_ONLY | CRYPTOGRAPHIC_OPERATIONS
+    # The extensions (key search) only read.
+    return READ_ONLY | CRYPTOGRAPHIC_OPERATIONS | frozenset(EXTENSIONS)
 
 
 def is_read_only(operation: str) -> bool:

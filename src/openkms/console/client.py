@@ -69,6 +69,12 @@ class ApiClient:
     ) -> dict[str, Any]:
         return await self._json(creds, origin, "kms", f"TrentService.{operation}", params)
 
+    async def openkms(
+        self, creds: Creds, origin: Origin, operation: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An openkms extension of the KMS API (``OpenKMS.SearchKeys`` ...), signed for ``kms``."""
+        return await self._json(creds, origin, "kms", f"OpenKMS.{operation}", params)
+
     async def secrets(
         self, creds: Creds, origin: Origin, operation: str, params: dict[str, Any]
     ) -> dict[str, Any]:

@@ -15,9 +15,8 @@ from openkms.console.page import Page
 from openkms.console.web import Response
 
 PAGE_SIZE = 25
-SCAN_PAGE = 50
-# A search or filter scans keys page by page for at most this long per request, then offers to
-# continue from where it stopped (so a rare match among 100,000 keys never hangs a request).
+# A search or filter asks the server's key search (OpenKMS.SearchKeys) window after window of
+# 10,000 keys for at most this long per page, then offers to continue from where it stopped.
 SCAN_BUDGET_SECONDS = 1.5
 KEY_ID = r"(?P<key_id>[A-Za-z0-9-]{1,64})"
 
@@ -57,6 +56,8 @@ STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport", "PendingRep
           "Unavailable", "Creating", "Updating")
 ORIGINS = ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
 FILTERS = ("spec", "usage", "state", "origin", "multi")
+# The console's filters as OpenKMS.SearchKeys members ("multi" is MultiRegion, a boolean).
+SEARCH_MEMBERS = {"spec": "KeySpec", "usage": "KeyUsage", "state": "KeyState", "origin": "Origin"}
 DONE = {
     "created": "The key was created.",
     "policy": "The key policy was saved.",
@@ -111,42 +112,41 @@ async def _row(page: Page, key_id: str) -> dict[str, Any]:
     return meta
 
 
-async def _alias_index(page: Page, deadline: float) -> dict[str, list[str]]:
-    """Key id -> alias names, from ListAliases (all pages, within the time budget)."""
-    index: dict[str, list[str]] = {}
-    marker: str | None = None
-    while time.monotonic() < deadline:
-        params: dict[str, Any] = {"Limit": 100}
+def _search_params(q: str, filters: dict[str, str]) -> dict[str, Any]:
+    """The console's search form as an ``OpenKMS.SearchKeys`` request."""
+    params: dict[str, Any] = {}
+    if q:
+        params["Text"] = q
+    for name, member in SEARCH_MEMBERS.items():
+        if filters.get(name):
+            params[member] = filters[name]
+    if filters.get("multi") in ("yes", "no"):
+        params["MultiRegion"] = filters["multi"] == "yes"
+    return params
+
+
+async def _search(
+    page: Page, q: str, filters: dict[str, str], marker: str | None, rows: list[dict[str, Any]]
+) -> tuple[str | None, int]:
+    """Fills ``rows`` from the server's key search (``OpenKMS.SearchKeys``: the index, each key
+    re-authorized as DescribeKey), window after window, until the page is full, the keys end or
+    the time budget is spent; each key shown is described by its own DescribeKey call. Returns
+    (the marker to go on from, windows searched)."""
+    deadline = time.monotonic() + SCAN_BUDGET_SECONDS
+    params = _search_params(q, filters)
+    windows = 0
+    while len(rows) < PAGE_SIZE:
+        request = {**params, "Limit": PAGE_SIZE - len(rows)}
         if marker:
-            params["Marker"] = marker
-        answer = await page.kms("ListAliases", params)
-        for alias in answer.get("Aliases", []):
-            if alias.get("TargetKeyId"):
-                index.setdefault(alias["TargetKeyId"], []).append(alias["AliasName"])
-        if not answer.get("Truncated"):
+            request["Marker"] = marker
+        answer = await page.openkms("SearchKeys", request)
+        windows += 1
+        for key in answer.get("Keys", []):
+            rows.append(await _row(page, key["KeyId"]))
+        marker = answer.get("NextMarker") if answer.get("Truncated") else None
+        if marker is None or time.monotonic() > deadline:
             break
-        marker = answer.get("NextMarker")
-    return index
-
-
-async def _text_match(
-    page: Page, meta: dict[str, Any], q: str, aliases: dict[str, list[str]]
-) -> bool:
-    needle = q.lower()
-    if needle in meta["KeyId"].lower() or needle in meta.get("Arn", "").lower():
-        return True
-    if needle in (meta.get("Description") or "").lower():
-        return True
-    if any(needle in name.lower() for name in aliases.get(meta["KeyId"], ())):
-        return True
-    try:
-        tags = await page.kms("ListResourceTags", {"KeyId": meta["KeyId"], "Limit": 50})
-    except ApiError:
-        return False
-    return any(
-        needle in t.get("TagKey", "").lower() or needle in t.get("TagValue", "").lower()
-        for t in tags.get("Tags", [])
-    )
+    return marker, windows
 
 
 async def list_keys(page: Page) -> Response:
@@ -159,7 +159,7 @@ async def list_keys(page: Page) -> Response:
     scan_url: str | None = None
     next_marker: str | None = None
     error: str | None = None
-    scanned = 0
+    windows = 0
     try:
         if not q and not any(filters.values()):
             params: dict[str, Any] = {"Limit": PAGE_SIZE}
@@ -168,10 +168,8 @@ async def list_keys(page: Page) -> Response:
             answer = await page.kms("ListKeys", params)
             for key in answer.get("Keys", []):
                 rows.append(await _row(page, key["KeyId"]))
-            scanned = len(rows)
             next_marker = answer.get("NextMarker") if answer.get("Truncated") else None
         else:
-            deadline = time.monotonic() + SCAN_BUDGET_SECONDS
             exact = False
             if q and not marker and query.get("scan") != "1":
                 # An exact id, ARN or alias name answers at once, wherever the key is; the
@@ -185,33 +183,11 @@ async def list_keys(page: Page) -> Response:
                         rows.append(await _row(page, meta["KeyId"]))
                         exact = True
                     break
-            aliases = await _alias_index(page, deadline) if q and not exact else {}
-            while not exact and len(rows) < PAGE_SIZE:
-                params = {"Limit": SCAN_PAGE}
-                if marker:
-                    params["Marker"] = marker
-                answer = await page.kms("ListKeys", params)
-                for key in answer.get("Keys", []):
-                    scanned += 1
-                    try:
-                        meta = (await page.kms("DescribeKey", {"KeyId": key["KeyId"]}))[
-                            "KeyMetadata"
-                        ]
-                    except ApiError:
-                        continue
-                    if not _matches(meta, filters):
-                        continue
-                    if q and not await _text_match(page, meta, q, aliases):
-                        continue
-                    meta["aliases"] = aliases.get(meta["KeyId"], [])
-                    rows.append(meta)
-                marker = answer.get("NextMarker") if answer.get("Truncated") else None
-                if marker is None or time.monotonic() > deadline:
-                    break
-            next_marker = marker
             if exact:
                 scan_url = "?" + urlencode({"q": q, "scan": "1",
                                             **{k: v for k, v in filters.items() if v}})
+            else:
+                next_marker, windows = await _search(page, q, filters, marker, rows)
     except ApiError as exc:
         error = f"{exc.code}: {exc.message}"
     keep = {"q": q, **{k: v for k, v in filters.items() if v}}
@@ -233,7 +209,7 @@ async def list_keys(page: Page) -> Response:
         next_url=next_url,
         scan_url=scan_url,
         first_url="?" + urlencode(keep) if marker else None,
-        scanned=scanned,
+        windows=windows,
         searching=bool(q or any(filters.values())),
         elapsed_ms=round((time.perf_counter() - started) * 1000),
         error=error,

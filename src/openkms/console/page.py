@@ -43,6 +43,14 @@ class Page:
             self.session.creds, self.origin, operation, params or {}
         )
 
+    async def openkms(
+        self, operation: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """An openkms extension (key search), as the signed-in principal."""
+        return await self.api.openkms(
+            self.session.creds, self.origin, operation, params or {}
+        )
+
     async def secrets(
         self, operation: str, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:

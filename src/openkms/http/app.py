@@ -30,6 +30,7 @@ from openkms.errors import (
     KMSInternalException,
     OpenKMSError,
     RequestEntityTooLarge,
+    SerializationException,
     ThrottlingException,
     UnknownOperationException,
     UnsupportedOperationException,
@@ -45,6 +46,7 @@ from openkms.http.wiring import Wired, build_runtime, open_audit_sink
 from openkms.logsetup import request_id_var
 from openkms.protocol import codec
 from openkms.protocol.errors import error_body
+from openkms.protocol.extensions import EXTENSIONS
 from openkms.protocol.model import TARGET_PREFIX
 from openkms.protocol.operations import OPERATIONS, READ_ONLY, handler_for
 from openkms.protocol.validation import validate_input
@@ -82,7 +84,13 @@ _KEYGEN_OPERATIONS = frozenset(
         "ReplicateKey",
     }
 )
-_OFF_LOOP = _KEYGEN_OPERATIONS | (frozenset(OPERATIONS) - READ_ONLY - CRYPTOGRAPHIC_OPERATIONS)
+# The openkms extensions (key search) read up to a window of keys, tens of milliseconds: off the
+# loop too.
+_OFF_LOOP = (
+    _KEYGEN_OPERATIONS
+    | (frozenset(OPERATIONS) - READ_ONLY - CRYPTOGRAPHIC_OPERATIONS)
+    | frozenset(EXTENSIONS)
+)
 # The scope key under which _authenticate leaves the credential scope's service it verified.
 _SCOPE_SERVICE = "openkms.service"
 # Header names as received -> their lower-cased text (the same dozen names on every request).
@@ -119,6 +127,10 @@ class OpenKMSApp:
         # first use: a Secrets Manager request, or the scheduler (whose rotations invalidate it).
         self._secrets_read_cache: Any = None
         self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-off-loop")
+        # The key search extensions on a thread of their own: a request may authorize up to
+        # 10,000 keys (about half a second), and a tenant's searches must queue behind each
+        # other, not delay everyone's writes on ``_slow``.
+        self._search = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-search")
         self.audit: AuditSink | None = open_audit_sink(self.settings)
         self.failed_auth = FailedAuthGate(
             rate=self.settings.audit_failed_auth_rate,
@@ -190,6 +202,7 @@ class OpenKMSApp:
                 await task
         self._tasks.clear()
         self._slow.shutdown(wait=True)
+        self._search.shutdown(wait=True)
         self._flush_usage()
         if self.audit is not None:
             self._audit_summary()
@@ -316,7 +329,12 @@ class OpenKMSApp:
                 error_type,
                 content_type,
             ) = await asyncio.get_running_loop().run_in_executor(
-                self._slow, context.run, self._dispatch, scope, body, request_id
+                self._search if target_operation in EXTENSIONS else self._slow,
+                context.run,
+                self._dispatch,
+                scope,
+                body,
+                request_id,
             )
         else:
             status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
@@ -367,11 +385,23 @@ class OpenKMSApp:
                 return self._secrets_api(ctx, scope, body)
             if service != "kms":
                 return self._query_api(service, ctx, scope, body)
-            handler = handler_for(operation)
-            params = validate_input(operation, codec.decode_body(body))
-            check_caller_strings(params, self.settings.max_encryption_context_chars)
-            self._gate(ctx, operation, params)
-            result = handler(self.runtime, ctx, params)
+            extension = EXTENSIONS.get(operation)
+            if extension is not None:
+                # Not in botocore's model: the extension validates its own members.
+                decoded = codec.decode_body(body)
+                if not isinstance(decoded, dict):
+                    raise SerializationException(
+                        "Start of structure or map found where not expected."
+                    )
+                params = decoded
+                self._gate(ctx, operation, params)
+                result = extension(self.runtime, ctx, params)
+            else:
+                handler = handler_for(operation)
+                params = validate_input(operation, codec.decode_body(body))
+                check_caller_strings(params, self.settings.max_encryption_context_chars)
+                self._gate(ctx, operation, params)
+                result = handler(self.runtime, ctx, params)
         except OpenKMSError as exc:
             error = exc
         except StorageError:
@@ -698,7 +728,11 @@ class OpenKMSApp:
             raise InvalidSignatureException(
                 "Credential should be scoped to correct service: 'kms'. "
             )
-        if service == "kms" and not target.startswith(_TARGET_PREFIX):
+        if (
+            service == "kms"
+            and not target.startswith(_TARGET_PREFIX)
+            and target not in EXTENSIONS
+        ):
             raise UnknownOperationException("")
         if permissive:
             principal = self.identities.permissive_principal(
@@ -708,7 +742,13 @@ class OpenKMSApp:
             principal = self.identities.principal_for(
                 verified.access_key_id, verified.session_token
             )
-        operation = target[len(_TARGET_PREFIX) :] if service == "kms" else ""
+        operation = ""
+        if service == "kms":
+            # An extension keeps its whole target as its name ("OpenKMS.SearchKeys").
+            operation = target if target in EXTENSIONS else target[len(_TARGET_PREFIX) :]
+            if operation in EXTENSIONS and operation != target:
+                # "TrentService.OpenKMS.SearchKeys": an extension answers to its own name only.
+                raise UnknownOperationException("")
         client = scope.get("client") or ("", 0)
         user_agent = headers.get("user-agent", ("",))[0]
         ctx = RequestContext(
@@ -812,7 +852,9 @@ def _header(scope: Scope, name: bytes) -> str:
 
 def _target_operation(scope: Scope) -> str:
     target = _header(scope, b"x-amz-target")
-    return target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
+    if target.startswith(_TARGET_PREFIX):
+        return target[len(_TARGET_PREFIX) :]
+    return target if target in EXTENSIONS else ""
 
 
 def _scope_service(scope: Scope) -> str:

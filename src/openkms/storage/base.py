@@ -15,6 +15,7 @@ from openkms.storage.records import (
     AccessKeyRecord,
     AccountRecord,
     AliasRecord,
+    KeyQuery,
     KeyUsage,
     MaterialRecord,
 )
@@ -68,6 +69,27 @@ class Storage(SecretStore, Protocol):
     def list_keys(
         self, account_id: str, region: str, after_key_id: str | None, limit: int
     ) -> list[KeyRecord]: ...
+
+    def key_id_after(
+        self, account_id: str, region: str, after_key_id: str | None, offset: int
+    ) -> str | None:
+        """The key id ``offset`` places after ``after_key_id`` in the account and Region, in
+        key id order (1: the next one); None when there are fewer keys than that."""
+        ...
+
+    def search_keys(
+        self,
+        account_id: str,
+        region: str,
+        query: KeyQuery,
+        after_key_id: str | None,
+        upto_key_id: str | None,
+        limit: int,
+    ) -> list[KeyRecord]:
+        """At most ``limit`` keys of the account and Region that match ``query``, in key id
+        order, with ``after_key_id < key_id <= upto_key_id`` (no upper bound when None). The
+        index is kept by insert_key, update_key, delete_key and the alias and tag writes."""
+        ...
 
     def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
         """Every key of this id in the account, one per Region (a multi-Region key set)."""
@@ -147,6 +169,11 @@ class Storage(SecretStore, Protocol):
 
     def list_document_scopes(self, kind: str) -> list[str]:
         """Every scope that holds documents of ``kind``, ordered (root-key rotation scans them)."""
+        ...
+
+    def scopes_with_documents(self, kind: str, scopes: Sequence[str]) -> set[str]:
+        """Which of ``scopes`` hold documents of ``kind`` (the key search asks which keys of a
+        batch have grants, in one query rather than one a key)."""
         ...
 
     def delete_document(self, kind: str, scope: str, name: str) -> bool: ...

@@ -15,8 +15,10 @@ from openkms.storage.records import (
     AccessKeyRecord,
     AccountRecord,
     AliasRecord,
+    KeyQuery,
     KeyUsage,
     MaterialRecord,
+    ascii_lower,
 )
 
 
@@ -120,8 +122,65 @@ class MemoryStorage(MemorySecretStore):
         )
         return found[:limit]
 
+    def _account_keys(
+        self, account_id: str, region: str, after_key_id: str | None
+    ) -> list[KeyRecord]:
+        after = after_key_id or ""
+        return sorted(
+            (
+                k
+                for k in self._keys.values()
+                if k.account_id == account_id and k.region == region and k.key_id > after
+            ),
+            key=lambda k: k.key_id,
+        )
+
+    def key_id_after(
+        self, account_id: str, region: str, after_key_id: str | None, offset: int
+    ) -> str | None:
+        keys = self._account_keys(account_id, region, after_key_id)
+        offset = max(offset, 1)
+        return keys[offset - 1].key_id if len(keys) >= offset else None
+
+    def search_keys(
+        self,
+        account_id: str,
+        region: str,
+        query: KeyQuery,
+        after_key_id: str | None,
+        upto_key_id: str | None,
+        limit: int,
+    ) -> list[KeyRecord]:
+        found: list[KeyRecord] = []
+        for key in self._account_keys(account_id, region, after_key_id):
+            if len(found) >= limit or (upto_key_id is not None and key.key_id > upto_key_id):
+                break
+            if self._matches(key, query):
+                found.append(key)
+        return found
+
+    def _matches(self, key: KeyRecord, query: KeyQuery) -> bool:
+        if not query.admits(key):
+            return False
+        if not query.text:
+            return True
+        texts = [key.key_id, key.description]
+        texts += [
+            a.alias_name
+            for a in self._aliases.values()
+            if a.account_id == key.account_id and a.region == key.region
+            and a.key_id == key.key_id
+        ]
+        for tag_key, tag_value in self._tags.get(key.arn, {}).items():
+            texts += [tag_key, tag_value]
+        return any(query.text in ascii_lower(t) for t in texts)
+
     def list_document_scopes(self, kind: str) -> list[str]:
         return sorted({s for (k, s, _) in list(self._documents) if k == kind})
+
+    def scopes_with_documents(self, kind: str, scopes: Sequence[str]) -> set[str]:
+        wanted = set(scopes)
+        return {s for (k, s, _) in list(self._documents) if k == kind and s in wanted}
 
     def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
         found = [

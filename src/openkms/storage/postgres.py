@@ -103,8 +103,15 @@ def describe(url: str) -> str:
 
 
 def pg_dialect(statement: str) -> str:
-    """A shared migration statement as PostgreSQL runs it: text compares by code point."""
+    """A shared migration statement as PostgreSQL runs it: text compares by code point; the key
+    search index without the description (up to 8,192 characters: more than a B-tree entry may
+    hold in PostgreSQL)."""
+    statement = statement.replace("multi_region, description)", "multi_region)")
     return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', statement)
+
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = _UPPER.lower()
 
 
 @functools.lru_cache(maxsize=512)
@@ -125,6 +132,11 @@ class PostgresDialect(Dialect):
 
     def sql(self, statement: str) -> str:
         return pyformat(statement)
+
+    def contains(self, column: str) -> str:
+        # translate() folds exactly the ASCII letters, as SQLite's lower() does (PostgreSQL's
+        # lower() follows the locale): every backend matches the same keys.
+        return f"strpos(translate({column}, '{_UPPER}', '{_LOWER}'), ?) > 0"
 
     def ddl(self, statement: str) -> str:
         return pg_dialect(statement)

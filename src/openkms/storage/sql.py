@@ -35,12 +35,18 @@ from openkms.storage.records import (
     AccessKeyRecord,
     AccountRecord,
     AliasRecord,
+    KeyQuery,
     KeyUsage,
     MaterialRecord,
 )
 from openkms.storage.sql_secrets import SqlSecretStore
 
 USAGE_CAS_ATTEMPTS = 5
+# Keys whose search columns (migration 0008) are filled per transaction when an existing
+# database is migrated.
+BACKFILL_BATCH = 500
+# Bound parameters per IN (...) list: well under SQLite's oldest limit (999).
+SCOPES_PER_QUERY = 500
 
 
 class NamedRow(Protocol):
@@ -77,6 +83,13 @@ class Dialect(ABC):
         """A driver error as StorageConflict (a uniqueness or reference rule) or
         StorageUnavailable (anything else)."""
 
+    def contains(self, column: str) -> str:
+        """A condition: the column, its ASCII letters lower-cased, holds the one ``?``
+        parameter as a plain substring. No LIKE: the user's ``%`` and ``_`` mean themselves, and
+        the match costs at most the column's length times the text's (SQLite's ``lower`` folds
+        ASCII letters only)."""
+        return f"instr(lower({column}), ?) > 0"
+
 
 def lock_id(*parts: str) -> int:
     """A signed 64-bit advisory lock id for a named set of rows."""
@@ -87,6 +100,15 @@ def lock_id(*parts: str) -> int:
 # -- row → record ----------------------------------------------------------------------------
 def key_from_row(row: NamedRow) -> KeyRecord:
     return KeyRecord.from_doc(orjson.loads(row["doc"]))
+
+
+# The migration that added the search columns of kms_keys.
+SEARCH_COLUMNS_VERSION = 8
+
+
+def _search_columns(key: KeyRecord) -> tuple[str, str, str, int, str]:
+    """(key_spec, key_usage, origin, multi_region, description) as the search index holds them."""
+    return key.key_spec, key.key_usage, key.origin, int(key.multi_region), key.description
 
 
 def account_from_row(row: NamedRow) -> AccountRecord:
@@ -182,9 +204,31 @@ class SqlRepository(SqlSecretStore, ABC):
                     continue
                 for statement in split_statements(sql):
                     self._exec(self.dialect.ddl(statement))
+                if version == SEARCH_COLUMNS_VERSION:
+                    self._backfill_search_columns()
                 self._exec(
                     "INSERT INTO schema_migrations(version, name) VALUES (?, ?)", (version, name)
                 )
+
+    def _backfill_search_columns(self) -> None:
+        """Migration 0008 on an existing database: each key's search columns from its
+        document, in the migration's transaction (a crash leaves the migration undone)."""
+        after = ""
+        while True:
+            rows = self._all(
+                "SELECT arn, doc FROM kms_keys WHERE arn > ? ORDER BY arn LIMIT ?",
+                (after, BACKFILL_BATCH),
+            )
+            for row in rows:
+                key = key_from_row(row)
+                self._exec(
+                    "UPDATE kms_keys SET key_spec = ?, key_usage = ?, origin = ?, "
+                    "multi_region = ?, description = ? WHERE arn = ?",
+                    (*_search_columns(key), key.arn),
+                )
+            if len(rows) < BACKFILL_BATCH:
+                return
+            after = str(rows[-1]["arn"])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -318,7 +362,8 @@ class SqlRepository(SqlSecretStore, ABC):
     def insert_key(self, key: KeyRecord) -> None:
         self._insert_unique(
             "INSERT INTO kms_keys(arn, account_id, region, key_id, state, deletion_at, "
-            "next_rotation_at, valid_to, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "next_rotation_at, valid_to, doc, key_spec, key_usage, origin, multi_region, "
+            "description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
             (
                 key.arn,
@@ -330,6 +375,7 @@ class SqlRepository(SqlSecretStore, ABC):
                 key.next_rotation_at if key.rotation_enabled else None,
                 key.valid_to,
                 orjson.dumps(key.to_doc()).decode(),
+                *_search_columns(key),
             ),
             "key",
         )
@@ -337,13 +383,15 @@ class SqlRepository(SqlSecretStore, ABC):
     def update_key(self, key: KeyRecord) -> None:
         self._write(
             "UPDATE kms_keys SET state = ?, deletion_at = ?, next_rotation_at = ?, valid_to = ?, "
-            "doc = ? WHERE arn = ?",
+            "doc = ?, key_spec = ?, key_usage = ?, origin = ?, multi_region = ?, description = ? "
+            "WHERE arn = ?",
             (
                 key.state,
                 key.deletion_at,
                 key.next_rotation_at if key.rotation_enabled else None,
                 key.valid_to,
                 orjson.dumps(key.to_doc()).decode(),
+                *_search_columns(key),
                 key.arn,
             ),
         )
@@ -362,6 +410,85 @@ class SqlRepository(SqlSecretStore, ABC):
             (account_id, region, after_key_id or "", limit),
         )
         return [key_from_row(r) for r in rows]
+
+    def key_id_after(
+        self, account_id: str, region: str, after_key_id: str | None, offset: int
+    ) -> str | None:
+        rows = self._all(
+            "SELECT key_id FROM kms_keys WHERE account_id = ? AND region = ? AND key_id > ? "
+            "ORDER BY key_id LIMIT 1 OFFSET ?",
+            (account_id, region, after_key_id or "", max(offset - 1, 0)),
+        )
+        return str(rows[0]["key_id"]) if rows else None
+
+    def search_keys(
+        self,
+        account_id: str,
+        region: str,
+        query: KeyQuery,
+        after_key_id: str | None,
+        upto_key_id: str | None,
+        limit: int,
+    ) -> list[KeyRecord]:
+        where = ["account_id = ?", "region = ?", "key_id > ?"]
+        params: list[Any] = [account_id, region, after_key_id or ""]
+        if upto_key_id is not None:
+            where.append("key_id <= ?")
+            params.append(upto_key_id)
+        for column, value in (
+            ("state", query.key_state),
+            ("key_spec", query.key_spec),
+            ("key_usage", query.key_usage),
+            ("origin", query.origin),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.multi_region is not None:
+            where.append("multi_region = ?")
+            params.append(int(query.multi_region))
+        if query.rotation_due_before is not None:
+            # next_rotation_at is kept only while automatic rotation is on (update_key).
+            where.append("next_rotation_at IS NOT NULL AND next_rotation_at <= ?")
+            params.append(query.rotation_due_before)
+        if query.text:
+            prefix = self._arn_prefix(account_id, region)
+            if prefix is None:
+                return []  # no keys in the account and Region
+            contains = self.dialect.contains
+            # Aliases and tags as two sets, each read once (an alias scan of the account, a
+            # range of the tags' primary key that covers the window), not a lookup per key.
+            where.append(  # fixed column names; the text is bound five times
+                f"({contains('key_id')} OR {contains('description')} "  # noqa: S608
+                "OR key_id IN (SELECT a.key_id FROM aliases a WHERE a.account_id = ? "
+                f"AND a.region = ? AND {contains('a.alias_name')}) "
+                "OR key_id IN (SELECT substr(t.key_arn, ?) FROM key_tags t WHERE t.key_arn > ? "
+                f"AND t.key_arn <= ? AND ({contains('t.tag_key')} OR {contains('t.tag_value')})))"
+            )
+            # Key ids, not ARNs: every condition reads the index, and a row (its document) is
+            # read only for a key that matches.
+            params.extend([query.text, query.text, account_id, region, query.text, len(prefix) + 1])
+            high = prefix + upto_key_id if upto_key_id is not None else prefix + "\U0010ffff"
+            params.extend([prefix + (after_key_id or ""), high, query.text, query.text])
+        params.append(limit)
+        rows = self._all(
+            "SELECT doc FROM kms_keys WHERE "  # noqa: S608 - fixed column names, values bound
+            + " AND ".join(where)
+            + " ORDER BY key_id LIMIT ?",
+            params,
+        )
+        return [key_from_row(r) for r in rows]
+
+    def _arn_prefix(self, account_id: str, region: str) -> str | None:
+        """What every key ARN of the account and Region starts with ("arn:aws:kms:…:key/")."""
+        row = self._one(
+            "SELECT arn, key_id FROM kms_keys WHERE account_id = ? AND region = ? LIMIT 1",
+            (account_id, region),
+        )
+        if row is None:
+            return None
+        arn, key_id = str(row["arn"]), str(row["key_id"])
+        return arn[: len(arn) - len(key_id)]
 
     def list_related_keys(self, account_id: str, key_id: str) -> list[KeyRecord]:
         rows = self._all(
@@ -604,6 +731,18 @@ class SqlRepository(SqlSecretStore, ABC):
             "SELECT DISTINCT scope FROM documents WHERE kind = ? ORDER BY scope", (kind,)
         )
         return [str(r["scope"]) for r in rows]
+
+    def scopes_with_documents(self, kind: str, scopes: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(scopes), SCOPES_PER_QUERY):
+            chunk = list(scopes[start : start + SCOPES_PER_QUERY])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._all(
+                f"SELECT DISTINCT scope FROM documents WHERE kind = ? AND scope IN ({marks})",  # noqa: S608
+                [kind, *chunk],
+            )
+            found.update(str(r["scope"]) for r in rows)
+        return found
 
     def delete_document(self, kind: str, scope: str, name: str) -> bool:
         deleted = self._write(
