@@ -179,6 +179,11 @@ def update_primary_region(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
         )
     require_usable_for_crypto(key)
     target_region = req["PrimaryRegion"]
+    # AWS requires kms:UpdatePrimaryRegion on the replica too, from its own key policy: the swap
+    # makes it the key that may be replicated and rotated, so its owners must allow it as well.
+    for replica in related(rt, key):
+        if replica.region == target_region and replica.arn != key.arn:
+            rt.access.authorize_key(ctx, "kms:UpdatePrimaryRegion", replica, req)
     with rt.storage.transaction():
         keys = related(rt, key)
         target = next((k for k in keys if k.region == target_region), None)
