@@ -110,6 +110,8 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
     rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
     tags = tags_from_request(req.get("Tags"))
     check_new_key_tags(tags)
+    if tags:  # as CreateKey: AWS requires kms:TagResource (IAM policy) for the Tags parameter
+        rt.access.authorize_account(ctx, "kms:TagResource", "*", req)
     arn = rt.key_arn_for(source.account_id, region, source.key_id)
     policy = req.get("Policy")
     bindings: dict[str, str] = {}
