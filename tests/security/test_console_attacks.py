@@ -514,3 +514,61 @@ def test_uploads_that_are_huge_or_not_what_they_claim(console: ConsoleServer) ->
         assert statuses[name] == 403, (name, answers[name].body[:300])
     assert statuses["truncated"] in (400, 403)  # never a 500, and nothing imported
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_a_strangers_pathological_multipart_bodies(console: ConsoleServer) -> None:
+    """Every multipart POST to the console is parsed before the session or the CSRF token is
+    looked at, so a stranger chooses its shape. Within the 256 KiB limit: multiparts nested
+    thousands deep and a part header of nested comments (the email package's recursive parser
+    raised RecursionError: a 500), and a Content-Disposition of 17,000 RFC 2231 continuations
+    (quadratic there: a minute of the event loop, the API's included, per request). Each is
+    answered as the malformed form it is, within the client's 30 s timeout, and the API still
+    answers."""
+    stranger = Browserless(console.server.endpoint)
+    nested = b"".join(
+        b"--b%d\r\nContent-Type: multipart/form-data; boundary=b%d\r\n\r\n" % (i, i + 1)
+        for i in range(3000)
+    )
+    comments = (b'--zz\r\nContent-Disposition: form-data; name="csrf"\r\nContent-Type: text/plain; '
+                + b"((" * 5000 + b"\r\n\r\nx\r\n--zz--\r\n")
+    continued = (b"--zz\r\nContent-Disposition: form-data; "
+                 + b"".join(b'name*%d="a";' % i for i in range(17000)) + b"\r\n\r\nx\r\n--zz--\r\n")
+    bodies = {"nested": (nested, "b0"), "comments": (comments, "zz"),
+              "continued": (continued, "zz")}
+    for name, (body, boundary) in bodies.items():
+        assert len(body) < 256 * 1024, name
+        for path in ("/console/signin", "/console/keys/x/import"):
+            answer = stranger.request_raw(path, body, f"multipart/form-data; boundary={boundary}")
+            assert answer.status in (400, 403), (name, path, answer.status, answer.body[:200])
+    assert client(console.server, "kms").list_keys()["Keys"] is not None
+
+
+def test_multipart_forms_are_read_as_browsers_send_them(console: ConsoleServer) -> None:
+    """The console's own multipart reader: a browser's form (quoted boundary, an empty file
+    input, the CSRF field first) is read; a preamble, a part without Content-Disposition, an
+    unterminated quote or a body without its close delimiter give no fields (so no CSRF token:
+    403), never a partial form."""
+    browser = signed_in(console)
+    token = browser.csrf()
+    boundary = "----WebKitFormBoundaryQ2x"
+
+    def form(*parts: bytes, preamble: bytes = b"", close: bool = True) -> bytes:
+        body = preamble + b"".join(b"--" + boundary.encode() + b"\r\n" + p + b"\r\n"
+                                   for p in parts)
+        return body + (b"--" + boundary.encode() + b"--\r\n" if close else b"")
+
+    csrf = b'Content-Disposition: form-data; name="csrf"\r\n\r\n' + token.encode()
+    empty_file = (b'Content-Disposition: form-data; name="material"; filename=""\r\n'
+                  b"Content-Type: application/octet-stream\r\n\r\n")
+    content_type = f'multipart/form-data; boundary="{boundary}"'
+    path = "/console/keys/x/import"
+    read = browser.request_raw(path, form(csrf, empty_file), content_type)
+    assert read.status == 400 and "Choose both files" in read.body, read.body[:300]
+    refused = {
+        "preamble": form(csrf, empty_file, preamble=b"hello\r\n"),
+        "no-disposition": form(csrf, b"Content-Type: text/plain\r\n\r\nx"),
+        "open-quote": form(csrf, b'Content-Disposition: form-data; name="a\r\n\r\nx'),
+        "unclosed": form(csrf, empty_file, close=False),
+    }
+    for name, body in refused.items():
+        assert browser.request_raw(path, body, content_type).status == 403, name

@@ -180,3 +180,32 @@ def test_the_audit_log_shows_the_rotation_but_never_its_token(
     token = tokens.pop()
     assert token not in audit.read_text()
     assert token not in server.stderr_log.read_text("utf-8", "replace")
+
+
+def test_a_rotation_started_right_after_an_abandoned_one_runs(
+    rotation: tuple[Server, Path, str],
+) -> None:
+    """Race: a new AWSCURRENT by hand abandons the rotation in progress, and RotateSecret at
+    once starts another while the first job still holds the secret's slot. The second rotation
+    ran never (RotateSecret answered its VersionId, its AWSPENDING stayed, and the scheduler
+    skips a secret whose rotation is pending): it must run once the first job has stopped."""
+    server, record, function = rotation
+    sm = client(server, "secretsmanager")
+    arn = sm.create_secret(Name="attack/abandon-race", SecretString="v1")["ARN"]
+    first = sm.rotate_secret(SecretId=arn, RotationLambdaARN=function)["VersionId"]
+    sm.put_secret_value(SecretId=arn, SecretString="by hand")
+    second = sm.rotate_secret(SecretId=arn)["VersionId"]
+    assert second != first
+
+    def steps(token: str) -> list[str]:
+        lines = record.read_text().splitlines() if record.exists() else []
+        events = [json.loads(line)["event"] for line in lines]
+        return [e["Step"] for e in events if e["ClientRequestToken"] == token]
+
+    deadline = time.monotonic() + 60
+    while steps(second)[-1:] != ["finishSecret"]:
+        assert time.monotonic() < deadline, f"the second rotation never ran: {steps(second)}"
+        time.sleep(0.1)
+    assert steps(second) == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    assert "finishSecret" not in steps(first)
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "by hand"

@@ -11,11 +11,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -179,29 +177,96 @@ def _first_values(text: str) -> dict[str, str]:
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
     """A multipart/form-data body (already within MAX_FORM_BYTES) as its text fields and its
-    files. Anything malformed (no boundary, too many parts, a part without a name, a field
-    that is not UTF-8) gives no fields at all: the request then fails the CSRF check."""
+    files, read as RFC 7578 has browsers send it: one level of parts, each with a
+    ``Content-Disposition: form-data`` naming it. Anything else (no boundary, a preamble, too
+    many parts, a part without a name, headers beyond MAX_PART_HEADER_BYTES, a field that is not
+    UTF-8, no closing delimiter) gives no fields at all: the request then fails the CSRF check.
+
+    Not the email package's parser: it reads a mail's nested multiparts, comments and RFC 2231
+    continuations recursively and in quadratic time, so a stranger's 256 KiB body could raise
+    RecursionError or hold the event loop (the API's too) for many seconds. Here the work is
+    one split of the body and a bounded look at each part's headers."""
+    boundary = _boundary(content_type)
+    if boundary is None:
+        return {}, {}
+    pieces = (b"\r\n" + body).split(b"\r\n--" + boundary, MAX_PARTS + 1)
+    if pieces[0]:
+        return {}, {}
     form: dict[str, str] = {}
     files: dict[str, bytes] = {}
-    try:
-        message = BytesParser(policy=policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-        )
-        if not isinstance(message, EmailMessage) or not message.is_multipart():
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):  # the close delimiter: what follows is the epilogue
+            return form, files
+        parsed = _part(piece)
+        if parsed is None:
             return {}, {}
-        parts = list(message.iter_parts())
-        if len(parts) > MAX_PARTS:
-            return {}, {}
-        for part in parts:
-            name = part.get_param("name", header="content-disposition")
-            if not isinstance(name, str) or not name:
-                return {}, {}
-            payload = part.get_payload(decode=True)
-            data = payload if isinstance(payload, bytes) else b""
-            if part.get_filename() is not None:
-                files.setdefault(name, data)
-            else:
+        name, is_file, data = parsed
+        if is_file:
+            files.setdefault(name, data)
+        else:
+            try:
                 form.setdefault(name, data.decode("utf-8"))
-    except (ValueError, LookupError, TypeError, UnicodeError):
-        return {}, {}
-    return form, files
+            except UnicodeDecodeError:
+                return {}, {}
+    # More parts than MAX_PARTS, or a body cut short before its close delimiter.
+    return {}, {}
+
+
+# RFC 2046's boundary: 1 to 70 of these characters (a space not last), quoted or not.
+_BCHARS = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")
+# One ``; name=value`` parameter of a header, anchored where the previous one ended: a quoted
+# value without escapes (browsers percent-encode quotes and line breaks in names), or a token.
+_PARAM = re.compile(r'[ \t]*;[ \t]*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)[ \t]*=[ \t]*'
+                    r'(?:"([^"\r\n]*)"|([^;"\s]*))')
+MAX_PART_HEADER_BYTES = 4096
+
+
+def _boundary(content_type: str) -> bytes | None:
+    _, sep, rest = content_type.partition(";")
+    found = _params(sep + rest)
+    value = found.get("boundary") if found is not None else None
+    if value is None or not _BCHARS.fullmatch(value):
+        return None
+    return value.encode("ascii")
+
+
+def _params(text: str) -> dict[str, str] | None:
+    """The parameters after a header's first value (``text`` starts at its first ``;``), by
+    lower-cased name, the first of a repeated name winning; None when malformed."""
+    found: dict[str, str] = {}
+    pos, end = 0, len(text.rstrip())
+    while pos < end:
+        match = _PARAM.match(text, pos)
+        if match is None:
+            return None
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        found.setdefault(match.group(1).lower(), value)
+        pos = match.end()
+    return found
+
+
+def _part(piece: bytes) -> tuple[str, bool, bytes] | None:
+    """One part (what follows its delimiter line) as (field name, whether it is a file, its
+    bytes); None when malformed."""
+    if not piece.startswith(b"\r\n"):
+        return None
+    head, blank, data = piece[2:].partition(b"\r\n\r\n")
+    if not blank or len(head) > MAX_PART_HEADER_BYTES:
+        return None
+    disposition: str | None = None
+    for line in head.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return None
+        if name.strip().lower() == b"content-disposition" and disposition is None:
+            try:
+                disposition = value.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                return None
+    if disposition is None:
+        return None
+    kind, sep, rest = disposition.partition(";")
+    params = _params(sep + rest)
+    if kind.strip().lower() != "form-data" or params is None or not params.get("name"):
+        return None
+    return params["name"], "filename" in params, data

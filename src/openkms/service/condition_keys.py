@@ -257,6 +257,18 @@ def _grant_constraint_type(keys: ConditionKeys) -> Values | None:
     return types or None
 
 
+def _grant_principal(member: str) -> Callable[[ConditionKeys], Values | None]:
+    """kms:GranteePrincipal and kms:RetiringPrincipal: whom a CreateGrant names (only
+    CreateGrant's, as AWS documents them; ListGrants' filter of the same name is not one).
+    Unknown, they were absent, so a Deny on whom a grant names never matched."""
+
+    def value(keys: ConditionKeys) -> Values | None:
+        principal = keys._req.get(member)
+        return (str(principal),) if principal and keys._action == "kms:CreateGrant" else None
+
+    return value
+
+
 def _tag_keys(keys: ConditionKeys) -> Values | None:
     tags = keys._req.get("Tags")
     if isinstance(tags, list) and tags:
@@ -306,5 +318,7 @@ _SIMPLE: dict[str, Callable[[ConditionKeys], Values | None]] = {
     "kms:encryptioncontextkeys": _context_keys,
     "kms:grantoperations": _grant_operations,
     "kms:grantconstrainttype": _grant_constraint_type,
+    "kms:granteeprincipal": _grant_principal("GranteePrincipal"),
+    "kms:retiringprincipal": _grant_principal("RetiringPrincipal"),
     "aws:tagkeys": _tag_keys,
 }

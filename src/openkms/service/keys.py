@@ -82,6 +82,11 @@ def create_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     tags = tags_from_request(req.get("Tags"))
     check_new_key_tags(tags)
     rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
+    if tags:
+        # AWS: "To use the Tags parameter, kms:TagResource (IAM policy)". Tags decide ABAC
+        # policies (aws:ResourceTag), so whoever may not tag must not tag by creating a key, and
+        # a condition on aws:RequestTag or aws:TagKeys of kms:TagResource holds here too.
+        rt.access.authorize_account(ctx, "kms:TagResource", "*", req)
     account = ctx.principal.account_id
     is_multi_region = bool(req.get("MultiRegion"))
     key_id = multi_region_key_id() if is_multi_region else str(uuid.uuid4())

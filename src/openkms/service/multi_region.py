@@ -110,6 +110,8 @@ def replicate_key(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict
     rt.access.authorize_account(ctx, "kms:CreateKey", "*", req)
     tags = tags_from_request(req.get("Tags"))
     check_new_key_tags(tags)
+    if tags:  # as CreateKey: AWS requires kms:TagResource (IAM policy) for the Tags parameter
+        rt.access.authorize_account(ctx, "kms:TagResource", "*", req)
     arn = rt.key_arn_for(source.account_id, region, source.key_id)
     policy = req.get("Policy")
     bindings: dict[str, str] = {}
@@ -179,6 +181,11 @@ def update_primary_region(rt: Runtime, ctx: RequestContext, req: dict[str, Any])
         )
     require_usable_for_crypto(key)
     target_region = req["PrimaryRegion"]
+    # AWS requires kms:UpdatePrimaryRegion on the replica too, from its own key policy: the swap
+    # makes it the key that may be replicated and rotated, so its owners must allow it as well.
+    for replica in related(rt, key):
+        if replica.region == target_region and replica.arn != key.arn:
+            rt.access.authorize_key(ctx, "kms:UpdatePrimaryRegion", replica, req)
     with rt.storage.transaction():
         keys = related(rt, key)
         target = next((k for k in keys if k.region == target_region), None)

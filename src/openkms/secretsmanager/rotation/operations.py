@@ -196,12 +196,31 @@ def start_rotation(
 ) -> bool:
     """Runs the rotation to ``token`` in the background (unless one of this secret already runs
     in this process)."""
+    first = _job(setup, secret, token, function_arn)
+    if first is None:
+        return False
+
+    def work() -> None:
+        job: RotationJob | None = first
+        while job is not None:
+            _run(deps, job)
+            # A rotation started while this one ran (a new AWSCURRENT by hand abandoned this
+            # one, then RotateSecret) found this secret's slot taken and was not submitted: it
+            # runs now, or its AWSPENDING would stay with nothing to finish it.
+            job = _next_job(deps, setup, job)
+
+    return setup.executor.submit(secret.arn, work)
+
+
+def _job(
+    setup: RotationSetup, secret: SecretRecord, token: str, function_arn: str | None
+) -> RotationJob | None:
     arn = function_arn or secret.rotation_lambda_arn
     function = None if arn is None else setup.function_for(arn, secret.account_id)
     if function is None:
         log.warning("rotation of %s not started: its function is not configured", secret.arn)
-        return False
-    job = RotationJob(
+        return None
+    return RotationJob(
         function=function,
         secret_arn=secret.arn,
         token=token,
@@ -210,20 +229,30 @@ def start_rotation(
         endpoint=setup.endpoint,
     )
 
+
+def _run(deps: SecretsDeps, job: RotationJob) -> None:
     def still_wanted() -> bool:
-        latest = deps.storage.get_secret(secret.arn)
+        latest = deps.storage.get_secret(job.secret_arn)
         return (
             latest is not None
             and latest.rotation_enabled
             and latest.deleted_at is None
-            and latest.stages.get(AWSPENDING) == token
+            and latest.stages.get(AWSPENDING) == job.token
         )
 
-    def work() -> None:
-        service_events.record(deps, service_events.ROTATION_STARTED, job.secret_arn)
-        finish_rotation(deps, job, run_steps(job, still_wanted=still_wanted))
+    service_events.record(deps, service_events.ROTATION_STARTED, job.secret_arn)
+    finish_rotation(deps, job, run_steps(job, still_wanted=still_wanted))
 
-    return setup.executor.submit(secret.arn, work)
+
+def _next_job(deps: SecretsDeps, setup: RotationSetup, done: RotationJob) -> RotationJob | None:
+    """The rotation of the same secret that is pending now, if it is another than ``done``."""
+    latest = deps.storage.get_secret(done.secret_arn)
+    if latest is None or not latest.rotation_enabled or latest.deleted_at is not None:
+        return None
+    pending = in_progress(latest)
+    if pending is None or pending == done.token:
+        return None
+    return _job(setup, latest, pending, None)
 
 
 def finish_rotation(deps: SecretsDeps, job: RotationJob, outcome: RotationOutcome) -> bool:
