@@ -269,6 +269,27 @@ def _grant_principal(member: str) -> Callable[[ConditionKeys], Values | None]:
     return value
 
 
+# ReEncrypt's authorization requests carry the other side's key ARN under these members (set by
+# service/encryption.py, never by a caller: request members are never named with a leading "_").
+REENCRYPT_DESTINATION = "_DestinationKeyArn"
+REENCRYPT_SOURCE = "_SourceKeyArn"
+
+
+def _reencrypt_on_same_key(keys: ConditionKeys) -> Values | None:
+    """kms:ReEncryptOnSameKey: whether ReEncrypt's source and destination are one key, on both
+    of its authorizations (ReEncryptFrom on the source, ReEncryptTo on the destination).
+    Unknown, it was absent, so a Deny of re-encryption on the same key never matched."""
+    if keys._action == "kms:ReEncryptFrom":
+        other = keys._req.get(REENCRYPT_DESTINATION)
+    elif keys._action == "kms:ReEncryptTo":
+        other = keys._req.get(REENCRYPT_SOURCE)
+    else:
+        return None
+    if other is None or keys._key is None:
+        return None
+    return ("true" if other == keys._key.arn else "false",)
+
+
 def _tag_keys(keys: ConditionKeys) -> Values | None:
     tags = keys._req.get("Tags")
     if isinstance(tags, list) and tags:
@@ -320,5 +341,6 @@ _SIMPLE: dict[str, Callable[[ConditionKeys], Values | None]] = {
     "kms:grantconstrainttype": _grant_constraint_type,
     "kms:granteeprincipal": _grant_principal("GranteePrincipal"),
     "kms:retiringprincipal": _grant_principal("RetiringPrincipal"),
+    "kms:reencryptonsamekey": _reencrypt_on_same_key,
     "aws:tagkeys": _tag_keys,
 }

@@ -7,9 +7,10 @@ from typing import Any
 
 from openkms.domain import ciphertext
 from openkms.domain.key import KeyRecord, require_usable_for_crypto
-from openkms.errors import ValidationException, invalid_ciphertext
+from openkms.errors import ClientError, ValidationException, invalid_ciphertext
 from openkms.service import asymmetric_keys
 from openkms.service.common import dry_run, refuse_recipient
+from openkms.service.condition_keys import REENCRYPT_DESTINATION, REENCRYPT_SOURCE
 from openkms.service.context import RequestContext
 from openkms.service.runtime import Runtime
 from openkms.service.symmetric import (
@@ -182,6 +183,12 @@ def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     # The source side first, as AWS: a ciphertext that SourceKeyId cannot decrypt is
     # IncorrectKeyException whatever the destination key is.
     source_context = req.get("SourceEncryptionContext")
+    # kms:ReEncryptOnSameKey needs the destination on the source side's authorization: looked
+    # up without effect here (an unknown destination is refused below, after the source side).
+    try:
+        dest_arn: str | None = rt.resolve_key(ctx, req["DestinationKeyId"]).arn
+    except ClientError:
+        dest_arn = None
     source = _check_source(
         rt,
         ctx,
@@ -190,10 +197,12 @@ def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
         context=source_context,
         algorithm=req.get("SourceEncryptionAlgorithm"),
         action="kms:ReEncryptFrom",
-        req=req,
+        req={**req, REENCRYPT_DESTINATION: dest_arn},
     )
     destination = rt.resolve_key(ctx, req["DestinationKeyId"])
-    rt.access.authorize_key(ctx, "kms:ReEncryptTo", destination, req)
+    rt.access.authorize_key(
+        ctx, "kms:ReEncryptTo", destination, {**req, REENCRYPT_SOURCE: source.key.arn}
+    )
     dest_algorithm = req.get("DestinationEncryptionAlgorithm")
     dest_context = req.get("DestinationEncryptionContext")
     require_usable_for_crypto(destination)
