@@ -340,3 +340,41 @@ def test_event_time_and_id() -> None:
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
                             value)  # fmt: skip
+
+
+def test_event_ids_are_unique_across_threads_and_forks() -> None:
+    import threading
+
+    from openkms.audit import events
+
+    seen: list[list[str]] = [[] for _ in range(4)]
+
+    def take(out: list[str]) -> None:
+        out.extend(event_id() for _ in range(3000))
+
+    threads = [threading.Thread(target=take, args=(out,)) for out in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [value for out in seen for value in out]
+    assert len(set(every)) == len(every) == 12_000
+    # What a forked worker runs (os.register_at_fork): the parent's unused ids are dropped.
+    events._ids.extend(events._batch())
+    events._after_fork()
+    assert not events._ids
+    assert uuid.UUID(event_id()).version == 4
+
+
+def test_secrets_manager_current_time_is_utc_to_the_second() -> None:
+    # aws:CurrentTime of a Secrets Manager request: the eventTime text, formatted once a second.
+    import datetime
+
+    from openkms.secretsmanager.resource_access import _context
+    from openkms.service.authorization import Identity
+
+    for now in (WHEN, 0.0, 1_700_000_000.999, 1_700_000_001.0):
+        ctx = RequestContext(principal=ALICE, region="us-east-1", request_id="r", now=now)
+        moment = datetime.datetime.fromtimestamp(int(now), datetime.UTC)
+        expected = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert _context(ctx, Identity((), (), {}), {})["aws:currenttime"] == (expected,)

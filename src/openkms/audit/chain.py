@@ -77,6 +77,33 @@ def genesis(log_id: str) -> str:
     return hashlib.sha256(b"openkms-audit-v1 genesis " + log_id.encode()).hexdigest()
 
 
+# The start of a record up to its requestParameters (userIdentity, eventTime to the second,
+# eventSource, eventName, Region, source address, user agent) is the same for every call of one
+# principal and operation from one client within a second. The SHA-256 state after those bytes
+# is kept, keyed by the bytes themselves, so that such a line hashes only what follows them:
+# the digest is that of the line's exact bytes whatever is cached (the key is compared in
+# full). Bounded: cleared when full, rebuilt by the next lines.
+_CUT: Final = b',"requestParameters":'
+_PREFIX_STATES: dict[bytes, Any] = {}
+_PREFIX_STATES_LIMIT: Final = 512
+_PREFIX_MIN: Final = 128  # shorter starts are not worth a cache entry
+
+
+def _hasher(head: bytes) -> tuple[Any, int]:
+    """A SHA-256 object that has absorbed ``head[:n]``, and ``n``."""
+    cut = head.find(_CUT)
+    if cut < _PREFIX_MIN:
+        return hashlib.sha256(), 0
+    prefix = head[:cut]
+    state = _PREFIX_STATES.get(prefix)
+    if state is None:
+        state = hashlib.sha256(prefix)
+        if len(_PREFIX_STATES) >= _PREFIX_STATES_LIMIT:
+            _PREFIX_STATES.clear()
+        _PREFIX_STATES[prefix] = state
+    return state.copy(), cut
+
+
 def seal(entry: Mapping[str, Any], seq: int, prev: str) -> tuple[bytes, str]:
     """The line (with its newline) for ``entry`` at ``seq`` after ``prev``, and its hash.
 
@@ -93,7 +120,9 @@ def seal(entry: Mapping[str, Any], seq: int, prev: str) -> tuple[bytes, str]:
         raise ChainError("a record must be a JSON object")
     head = body[:-1] + (b',"openkmsChain":{' if len(body) > 2 else b'"openkmsChain":{')
     tail = b'"prev":"%s","seq":%d}}' % (prev.encode(), seq)
-    digest = hashlib.sha256(head + tail).hexdigest()
+    hasher, done = _hasher(head)
+    hasher.update(head[done:] + tail if done else head + tail)
+    digest: str = hasher.hexdigest()
     return b"".join((head, b'"hash":"', digest.encode(), b'",', tail, b"\n")), digest
 
 

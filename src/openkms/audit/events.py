@@ -32,7 +32,8 @@ between records of the same principal.
 
 from __future__ import annotations
 
-import random
+import binascii
+import os
 import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -112,17 +113,51 @@ def is_read_only(operation: str) -> bool:
 
 
 # --- eventID -------------------------------------------------------------------------------------
-_VERSION_4: Final = (0x4 << 76) | (0x8 << 60)  # version nibble 4, variant bits 10
-_CLEAR: Final = ~((0xF << 76) | (0xC << 60)) & ((1 << 128) - 1)
+# Ids are made 64 at a time and handed out with list.pop, which is atomic (no two threads get
+# the same id, without a lock). A batch is one os.urandom read laid out as 64 texts by strided
+# slice copies (one C call per character position, not per id) and split: ~2 k instructions
+# per id under callgrind against ~6.4 k for a 128-bit integer's arithmetic and formatting.
+_BATCH: Final = 64
+_STRIDE: Final = 37  # 36 characters and a space
+# (hex digit of the 32, its place in "xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx")
+_PLACES: Final = tuple(
+    (digit, digit + (digit >= 8) + (digit >= 12) + (digit >= 16) + (digit >= 20))
+    for digit in range(32)
+    if digit not in (12, 16)
+)
+_TEMPLATE: Final = b"00000000-0000-4000-8000-000000000000 " * _BATCH
+# The variant digit of a version 4 UUID is one of 8, 9, a, b: the random digit's two low bits.
+_VARIANT: Final = bytes.maketrans(b"0123456789abcdef", b"89ab89ab89ab89ab")
+_ids: list[str] = []
+
+
+def _batch() -> list[str]:
+    digits = binascii.hexlify(os.urandom(16 * _BATCH))
+    out = bytearray(_TEMPLATE)
+    for digit, place in _PLACES:
+        out[place::_STRIDE] = digits[digit::32]
+    out[19::_STRIDE] = digits[16::32].translate(_VARIANT)
+    return out.decode("ascii").split()
+
+
+def _after_fork() -> None:
+    _ids.clear()  # a forked worker must not hand out the ids left in its parent's batch
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def event_id() -> str:
-    """A random (version 4) UUID string, about 8 times cheaper than ``str(uuid.uuid4())``.
+    """A random (version 4) UUID string, far cheaper than ``str(uuid.uuid4())``.
 
-    Event ids must be unique, not secret: the random module's generator (reseeded in every
-    forked child) gives 122 random bits like ``uuid4``."""
-    h = f"{random.getrandbits(128) & _CLEAR | _VERSION_4:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    Event ids must be unique, not secret: 122 bits from ``os.urandom``, like ``uuid4``."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        fresh = _batch()
+        mine = fresh.pop()
+        _ids.extend(fresh)
+        return mine
 
 
 # --- eventTime ----------------------------------------------------------------------------------

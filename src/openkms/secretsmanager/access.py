@@ -56,9 +56,10 @@ def condition_context(
 ) -> dict[str, tuple[str, ...]]:
     """The ``secretsmanager:*`` and ``aws:*Tag*`` condition keys of one request."""
     context: dict[str, tuple[str, ...]] = {}
-    for member, key in _REQUEST_KEYS.items():
-        value = request.get(member)
-        if value is not None and not isinstance(value, dict | list):
+    # The request's own members (one or two for a read), not the twelve keys' lookups.
+    for member, value in request.items():
+        key = _REQUEST_KEYS.get(member)
+        if key is not None and value is not None and not isinstance(value, dict | list):
             context[key] = (_text(value),)
     if secret_arn != ANY:
         context["secretsmanager:secretid"] = (secret_arn,)

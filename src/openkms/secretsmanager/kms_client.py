@@ -106,8 +106,26 @@ def _audit(
         resources=kctx.resources,
         account_id=kctx.principal.account_id,
     )
-    record["userIdentity"] = {**record["userIdentity"], "invokedBy": SERVICE_PRINCIPAL}
+    record["userIdentity"] = _invoked_by(record["userIdentity"])
     deps.audit(record)
+
+
+# The caller's userIdentity with invokedBy, per userIdentity object (build_record shares one per
+# principal and never changes it); bounded like build_record's own.
+_INVOKED: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+_INVOKED_LIMIT = 4096
+
+
+def _invoked_by(identity: dict[str, Any]) -> dict[str, Any]:
+    found = _INVOKED.get(id(identity))
+    # The identity object itself is kept in the entry, so its id cannot be reused meanwhile.
+    if found is not None and found[0] is identity:
+        return found[1]
+    invoked = {**identity, "invokedBy": SERVICE_PRINCIPAL}
+    if len(_INVOKED) >= _INVOKED_LIMIT:
+        _INVOKED.clear()
+    _INVOKED[id(identity)] = (identity, invoked)
+    return invoked
 
 
 def _call(

@@ -16,8 +16,8 @@ storage reads; resource policies are parsed once per text (``parse_policy_cached
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
+from openkms.audit.events import event_time
 from openkms.context import RequestContext
 from openkms.policy.document import PolicyDocument, PolicyError
 from openkms.policy.evaluate import Decision, RequestFacts
@@ -55,7 +55,8 @@ def _context(
         "aws:viaawsservice": ("false",),
         "aws:securetransport": ("true" if ctx.secure_transport else "false",),
         "aws:epochtime": (str(int(ctx.now)),),
-        "aws:currenttime": (datetime.fromtimestamp(ctx.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),),
+        # The audit record's eventTime: the same text, formatted once a second, not per request.
+        "aws:currenttime": (event_time(ctx.now),),
     }
     if principal.kind == "user":
         context["aws:username"] = (principal.arn.rsplit("/", 1)[-1],)
