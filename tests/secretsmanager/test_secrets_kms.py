@@ -140,6 +140,9 @@ def test_audit_records_and_no_value_anywhere(sm: BaseClient, sm_server: Server) 
     assert gets[-1]["responseElements"] is None
     creates = [r for r in _records(sm_server) if r.get("eventName") == "CreateSecret"]
     assert creates[-1]["responseElements"]["aRN"] == created["ARN"]  # CloudTrail's spelling
+    assert {"type": "AWS::SecretsManager::Secret", "ARN": created["ARN"]}.items() <= (
+        gets[-1]["resources"][0].items()
+    )
     kms_calls = [
         r
         for r in _records(sm_server)

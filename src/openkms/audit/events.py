@@ -262,7 +262,10 @@ def _resource(arn: str, default_account: str) -> dict[str, str]:
     parts = arn.split(":", 5)
     account = parts[4] if len(parts) == 6 and parts[4] else default_account
     resource = parts[5] if len(parts) == 6 else ""
-    kind = "AWS::KMS::Alias" if resource.startswith("alias/") else "AWS::KMS::Key"
+    if len(parts) == 6 and parts[2] == "secretsmanager":
+        kind = "AWS::SecretsManager::Secret"
+    else:
+        kind = "AWS::KMS::Alias" if resource.startswith("alias/") else "AWS::KMS::Key"
     found = {"accountId": account, "type": kind, "ARN": arn}
     if len(_RESOURCES) >= _RESOURCES_LIMIT:
         _RESOURCES.clear()
