@@ -1043,8 +1043,16 @@ def test_a_sqlite_database_of_schema_4_keeps_its_material_order(tmp_path: Path) 
         conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, name))
     conn.execute(
         "INSERT INTO kms_keys(arn, account_id, region, key_id, state, doc) "
-        "VALUES ('k', 'a', 'r', 'k', 'Enabled', '{}')"
-    )
+        "VALUES ('k', 'a', 'r', 'k', 'Enabled', ?)",
+        # A key's document as schema 4 wrote it (migration 0008 reads it to fill the key search
+        # columns).
+        (json.dumps({
+            "arn": "k", "key_id": "k", "account_id": "a", "region": "r",
+            "key_spec": "SYMMETRIC_DEFAULT", "key_usage": "ENCRYPT_DECRYPT", "origin": "AWS_KMS",
+            "key_manager": "CUSTOMER", "description": "", "state": "Enabled",
+            "created_at": 1.0, "policy": "{}",
+        }),),
+    )  # fmt: skip
     for material_id, at in [("m2", 2.0), ("m1", 1.0), ("m3", 2.0)]:
         conn.execute(
             "INSERT INTO key_materials VALUES ('k', ?, x'00', ?, 'CURRENT', '{}')",

@@ -39,7 +39,7 @@ if not (AWS_C_AUTH.is_dir() and BOTOCORE.is_dir()):
         f"SIGV4 TEST VECTORS NOT FOUND at {VECTORS.resolve()} — the vector suites "
         "(aws-c-auth-v4, botocore-aws4_testsuite) must be checked out beside the repository "
         "in ../shared/vectors/; NONE of the SigV4 vector tests ran",
-        allow_module_level=True,
+        module_level=True,
     )
 
 MAX_SKEW = 900
