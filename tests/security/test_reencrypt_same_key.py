@@ -39,3 +39,14 @@ def test_reencrypt_on_same_key(server: Server) -> None:
     assert reencrypt(other_blob, guarded_arn) == "OK"
     # The other key has no such Deny: re-encrypting under itself is allowed.
     assert reencrypt(other_blob, other_arn) == "OK"
+    # Looking the destination up early for this key must not lend the destination's alias to
+    # the source side: a source key that refuses ReEncryptFrom by any alias (kms:RequestAlias
+    # present) still lets its ciphertext, named by none, go to a destination named by alias.
+    no_alias = {"Effect": "Deny", "Principal": {"AWS": user.arn}, "Action": "kms:ReEncryptFrom",
+                "Resource": "*", "Condition": {"Null": {"kms:RequestAlias": "false"}}}
+    strict = kms.create_key(Policy=policy(root_statement(server.account_id), use, no_alias))
+    strict_arn = strict["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName="alias/reencrypt-other-key", TargetKeyId=other_arn)
+    eventually("OK", lambda: as_user.describe_key(KeyId=strict_arn))
+    strict_blob = as_user.encrypt(KeyId=strict_arn, Plaintext=b"x")["CiphertextBlob"]
+    assert reencrypt(strict_blob, "alias/reencrypt-other-key") == "OK"

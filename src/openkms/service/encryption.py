@@ -184,11 +184,15 @@ def re_encrypt(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[st
     # IncorrectKeyException whatever the destination key is.
     source_context = req.get("SourceEncryptionContext")
     # kms:ReEncryptOnSameKey needs the destination on the source side's authorization: looked
-    # up without effect here (an unknown destination is refused below, after the source side).
+    # up without effect here (an unknown destination is refused below, after the source side;
+    # the destination's alias must not become the source side's kms:RequestAlias, nor its ARN
+    # come first in the audit record's resources).
+    alias_named = ctx.request_alias
     try:
-        dest_arn: str | None = rt.resolve_key(ctx, req["DestinationKeyId"]).arn
+        dest_arn: str | None = rt.resolve_key(ctx, req["DestinationKeyId"], record=False).arn
     except ClientError:
         dest_arn = None
+    ctx.request_alias = alias_named
     source = _check_source(
         rt,
         ctx,
