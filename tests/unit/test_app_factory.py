@@ -33,3 +33,36 @@ def test_the_worker_factory_freezes_what_start_up_loaded(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     # Tens of thousands of objects: modules, the API model, the validation shapes.
     assert int(proc.stdout.strip()) > 10_000
+
+
+CONSOLE_CODE = """
+import os, sys
+from openkms.config import ENV_SETTINGS, load_settings
+os.environ[ENV_SETTINGS] = load_settings(
+    None, {"OPENKMS_DATA_DIR": sys.argv[1]}, {"console_enabled": sys.argv[2] == "on"}
+).to_json()
+from openkms.console.app import PREFIX, ConsoleApp
+from openkms.console.server import app_from_env
+from openkms.http.app import CONSOLE_PREFIX, OpenKMSApp
+app = app_from_env()
+assert PREFIX == CONSOLE_PREFIX, (PREFIX, CONSOLE_PREFIX)
+assert type(app) is OpenKMSApp
+print(type(app.console).__name__)
+"""
+
+
+def test_the_serve_factory_attaches_the_console_to_the_api_app(tmp_path: Path) -> None:
+    """`openkms serve`'s app is the API app itself (no ASGI layer in front of each API
+    request); it hands /console to the console, unless the settings turn it off."""
+    create_account(tmp_path)
+    for setting, expected in (("on", "ConsoleApp"), ("off", "NoneType")):
+        proc = subprocess.run(
+            [sys.executable, "-c", CONSOLE_CODE, str(tmp_path), setting],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == expected

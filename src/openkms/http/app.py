@@ -55,6 +55,7 @@ from openkms.scheduler import run_once
 from openkms.service.accounts import ensure_account
 from openkms.service.caches import TtlCache
 from openkms.service.context import RequestContext
+from openkms.service.key_store_backends import CURRENT_REQUEST
 from openkms.storage.base import StorageError
 
 Scope = MutableMapping[str, Any]
@@ -67,6 +68,9 @@ log = logging.getLogger("openkms.http")
 _JSON_TYPE = b"application/x-amz-json-1.1"
 _TARGET_PREFIX = TARGET_PREFIX + "."
 _SERVICES = frozenset({"kms", "iam", "sts", "secretsmanager"})
+# Where the web console answers (openkms.console.app.PREFIX, which a test keeps equal).
+CONSOLE_PREFIX = "/console"
+_CONSOLE_SUBTREE = CONSOLE_PREFIX + "/"
 # Requests that run on a thread beside the event loop, one at a time, so that the loop keeps
 # serving everyone else (/healthz, cached cryptographic operations) meanwhile:
 # * operations that may generate an RSA key (over a second for RSA_4096; pyca releases the GIL
@@ -159,12 +163,31 @@ class OpenKMSApp:
         self._local_only = self.settings.dev or self.settings.accept_any_credentials
         if self.settings.accept_any_credentials:
             ensure_account(wired.storage, self.runtime.clock, self.settings.account_id)
+        # The web console (openkms.console.server attaches it): requests under /console go to
+        # it from here, so that an API request does not pass through a second, interpreted
+        # ASGI layer on its way in (a coroutine frame and an await per request).
+        self.console: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
     # -- ASGI entry ----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            console = self.console
+            if console is not None:
+                path = scope["path"]
+                if path == CONSOLE_PREFIX or path.startswith(_CONSOLE_SUBTREE):
+                    await console(scope, receive, send)
+                    return
+            # Unique, not secret: the same cheap version-4 UUID the audit log uses for event
+            # ids. The context variable itself rather than logsetup's functions around it:
+            # those are Python-level calls, twice per request. (Here rather than in a method
+            # of its own: one coroutine fewer per request.)
+            request_id = event_id()
+            token = request_id_var.set(request_id)
+            try:
+                await self._http_request(scope, receive, send, request_id)
+            finally:
+                request_id_var.reset(token)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -279,17 +302,6 @@ class OpenKMSApp:
             log.info("deleted secret %s at the end of its recovery window", arn)
 
     # -- HTTP -----------------------------------------------------------------------------------
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Unique, not secret: the same cheap version-4 UUID the audit log uses for event ids.
-        request_id = event_id()
-        # The context variable itself rather than logsetup's functions around it: those are
-        # Python-level calls, twice per request.
-        token = request_id_var.set(request_id)
-        try:
-            await self._http_request(scope, receive, send, request_id)
-        finally:
-            request_id_var.reset(token)
-
     async def _http_request(
         self, scope: Scope, receive: Receive, send: Send, request_id: str
     ) -> None:
@@ -344,9 +356,14 @@ class OpenKMSApp:
         else:
             status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
         await self._send(send, status, payload, request_id, error_type, content_type)
-        if self.metrics is not None:
+        metrics = self.metrics
+        if metrics is not None:
             operation = target_operation or _scope_service(scope) or "other"
-            self.metrics.observe(operation, error_type or "ok", time.perf_counter() - started)
+            # The compiled tally itself, not Metrics.observe (an interpreted call per request).
+            if metrics.tally.observe(
+                operation, error_type or "ok", time.perf_counter() - started
+            ):
+                metrics.flush()
 
     def _metrics_here(self) -> bool:
         return self.metrics is not None and not self.settings.metrics_port
@@ -406,7 +423,12 @@ class OpenKMSApp:
                 params = validate_input(operation, codec.decode_body(body))
                 check_caller_strings(params, self.settings.max_encryption_context_chars)
                 self._gate(ctx, operation, params)
-                result = handler(self.runtime, ctx, params)
+                # The request the custom key stores' backends describe (XKS requestMetadata).
+                token = CURRENT_REQUEST.set(ctx)
+                try:
+                    result = handler(self.runtime, ctx, params)
+                finally:
+                    CURRENT_REQUEST.reset(token)
         except OpenKMSError as exc:
             error = exc
         except StorageError:
@@ -775,15 +797,17 @@ class OpenKMSApp:
                 raise UnknownOperationException("")
         client = scope.get("client") or ("", 0)
         user_agent = headers.get("user-agent", ("",))[0]
+        # Positional: RequestContext's __init__ is the dataclass's (interpreted), and a call
+        # with keywords from compiled code builds a dictionary of them first.
         ctx = RequestContext(
-            principal=principal,
-            region=verified.region,
-            request_id=request_id,
-            now=self.runtime.clock.now(),
-            operation=operation,
-            source_ip=str(client[0]),
-            user_agent=user_agent,
-            secure_transport=scope.get("scheme") == "https",
+            principal,
+            verified.region,
+            request_id,
+            self.runtime.clock.now(),
+            operation,
+            str(client[0]),
+            user_agent,
+            scope.get("scheme") == "https",
         )
         return ctx, service, operation
 

@@ -9,11 +9,12 @@ files of all workers, including workers that have exited, so counters never go b
 a worker restarts.
 
 Cost per request: :meth:`Metrics.observe` only adds to in-process dictionaries (well under a
-microsecond); the totals reach the shared files in :meth:`Metrics.flush`, which ``observe``
-calls itself once ``flush_interval`` seconds have passed, which :meth:`Metrics.render` calls
-first, and which the app should also call from a periodic task and at shutdown (so an idle
-worker's last second of traffic is not held back). A scrape therefore sees the other workers'
-traffic with at most ``flush_interval`` seconds of delay.
+microsecond; the app calls the compiled ``Metrics.tally`` directly); the totals reach the
+shared files in :meth:`Metrics.flush`, which ``observe`` calls itself once ``flush_interval``
+seconds have passed, which :meth:`Metrics.render` calls first, and which the app should also
+call from a periodic task and at shutdown (so an idle worker's last second of traffic is not
+held back). A scrape therefore sees the other workers' traffic with at most ``flush_interval``
+seconds of delay.
 
 Cache hit ratios: :meth:`Metrics.register_cache` takes a callable returning ``(hits, misses)``
 (e.g. a ``TtlCache``'s counters); each flush adds the growth since the last flush to the
@@ -43,7 +44,6 @@ import contextlib
 import os
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from openkms.http.request_tally import RequestTally
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -184,14 +186,9 @@ class Metrics:
             Path(self._dir).mkdir(parents=True, exist_ok=True, mode=0o700)
             _use_multiprocess_values(self._dir)
         self._ops = frozenset(operations) if operations is not None else _default_operations()
-        self._flush_interval = flush_interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last_flush = clock()
-        # Pending (not yet flushed) per-request data.
-        self._counts: dict[tuple[str, str], int] = {}
-        self._latency: dict[str, list[float]] = {}  # op -> [sum, n(bucket 0), ..., n(+Inf)]
-        self._bounds = LATENCY_BUCKETS
+        self._lock = threading.Lock()  # the registered caches
+        # Pending (not yet flushed) per-request data; the app calls ``tally.observe`` itself.
+        self.tally = RequestTally(self._ops, OTHER, LATENCY_BUCKETS, flush_interval, clock)
         # Prometheus metrics; a private registry (never the global one) in single-process mode.
         self._registry = CollectorRegistry(auto_describe=True)
         reg = self._registry
@@ -259,18 +256,7 @@ class Metrics:
     # -- hot path ---------------------------------------------------------------------------
     def observe(self, operation: str, outcome: str, seconds: float) -> None:
         """One finished request: its operation, ``"ok"`` or its error code, its duration."""
-        if operation not in self._ops:
-            operation = OTHER
-        key = (operation, outcome)
-        with self._lock:
-            counts = self._counts
-            counts[key] = counts.get(key, 0) + 1
-            lat = self._latency.get(operation)
-            if lat is None:
-                lat = self._latency[operation] = [0.0] * (len(self._bounds) + 2)
-            lat[0] += seconds
-            lat[bisect_left(self._bounds, seconds) + 1] += 1
-        if self._clock() - self._last_flush >= self._flush_interval:
+        if self.tally.observe(operation, outcome, seconds):
             self.flush()
 
     # -- rarer events (written through at once) -----------------------------------------------
@@ -301,10 +287,8 @@ class Metrics:
     # -- flushing and rendering ---------------------------------------------------------------
     def flush(self) -> None:
         """Moves what ``observe`` gathered, and the caches' growth, to the shared counters."""
+        counts, latency = self.tally.take()
         with self._lock:
-            counts, self._counts = self._counts, {}
-            latency, self._latency = self._latency, {}
-            self._last_flush = self._clock()
             caches = list(self._caches.items())
         for (operation, outcome), n in counts.items():
             child = self._req_children.get((operation, outcome))

@@ -29,7 +29,6 @@ from openkms.service import (
     tags,
 )
 from openkms.service.context import RequestContext
-from openkms.service.key_store_backends import with_request
 from openkms.service.runtime import Runtime
 
 Handler = Callable[[Runtime, RequestContext, dict[str, Any]], dict[str, Any]]
@@ -46,7 +45,7 @@ OPERATIONS: dict[str, Handler] = {
     "CreateGrant": grants.create_grant,
     "CreateKey": keys.create_key,
     "Decapsulate": key_agreement.decapsulate,
-    "Decrypt": with_request(encryption.decrypt),
+    "Decrypt": encryption.decrypt,
     "DeleteAlias": aliases.delete_alias,
     "DeleteImportedKeyMaterial": imports.delete_imported_key_material,
     "DeriveSharedSecret": key_agreement.derive_shared_secret,
@@ -56,13 +55,11 @@ OPERATIONS: dict[str, Handler] = {
     "EnableKey": keys.enable_key,
     "EnableKeyRotation": rotation.enable_key_rotation,
     "Encapsulate": key_agreement.encapsulate,
-    "Encrypt": with_request(encryption.encrypt),
-    "GenerateDataKey": with_request(data_keys.generate_data_key),
-    "GenerateDataKeyPair": with_request(data_key_pairs.generate_data_key_pair),
-    "GenerateDataKeyPairWithoutPlaintext": with_request(
-        data_key_pairs.generate_data_key_pair_without_plaintext
-    ),
-    "GenerateDataKeyWithoutPlaintext": with_request(data_keys.generate_data_key_without_plaintext),
+    "Encrypt": encryption.encrypt,
+    "GenerateDataKey": data_keys.generate_data_key,
+    "GenerateDataKeyPair": data_key_pairs.generate_data_key_pair,
+    "GenerateDataKeyPairWithoutPlaintext": data_key_pairs.generate_data_key_pair_without_plaintext,
+    "GenerateDataKeyWithoutPlaintext": data_keys.generate_data_key_without_plaintext,
     "GenerateMac": macs.generate_mac,
     "GenerateRandom": random.generate_random,
     "GetKeyLastUsage": keys.get_key_last_usage,
@@ -79,7 +76,7 @@ OPERATIONS: dict[str, Handler] = {
     "ListResourceTags": tags.list_resource_tags,
     "ListRetirableGrants": grants.list_retirable_grants,
     "PutKeyPolicy": key_policies.put_key_policy,
-    "ReEncrypt": with_request(encryption.re_encrypt),
+    "ReEncrypt": encryption.re_encrypt,
     "ReplicateKey": multi_region.replicate_key,
     "RetireGrant": grants.retire_grant,
     "RevokeGrant": grants.revoke_grant,

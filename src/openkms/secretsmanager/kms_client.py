@@ -39,6 +39,7 @@ from openkms.secretsmanager.errors import (
     EncryptionFailure,
     InvalidParameterException,
 )
+from openkms.service.key_store_backends import CURRENT_REQUEST
 from openkms.service.symmetric import is_symmetric, key_for_blob, require_encrypt_decrypt
 
 log = logging.getLogger("openkms.secretsmanager")
@@ -133,6 +134,7 @@ def _call(
 ) -> dict[str, Any]:
     kctx = _derived(ctx, operation)
     error: OpenKMSError | None = None
+    token = CURRENT_REQUEST.set(kctx)  # the request the custom key stores' backends describe
     try:
         return handler_for(operation)(deps.runtime, kctx, params)
     except AccessDeniedException as denied:
@@ -152,6 +154,7 @@ def _call(
             raise EncryptionFailure(ENCRYPT_FAILED) from failed
         raise DecryptionFailure(DECRYPT_FAILED) from failed
     finally:
+        CURRENT_REQUEST.reset(token)
         _audit(deps, kctx, {k: v for k, v in params.items() if k != "CiphertextBlob"}, error)
 
 
