@@ -7,13 +7,16 @@ import uuid
 from typing import Any
 
 import orjson
+import pytest
 
+from openkms.audit.chain import parse_line, seal, seal_parts
 from openkms.audit.events import (
     CRYPTOGRAPHIC_OPERATIONS,
     build_record,
     event_id,
     event_time,
     is_read_only,
+    record_parts,
     user_identity,
 )
 from openkms.service.context import Principal, RequestContext
@@ -378,3 +381,85 @@ def test_secrets_manager_current_time_is_utc_to_the_second() -> None:
         moment = datetime.datetime.fromtimestamp(int(now), datetime.UTC)
         expected = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert _context(ctx, Identity((), (), {}), {})["aws:currenttime"] == (expected,)
+
+
+# --- the request path's serialized form: record_parts + chain.seal_parts ----------------------
+def _both(**overrides: Any) -> tuple[bytes, bytes, dict[str, Any]]:
+    """(prefix, rest) from record_parts and the dict build_record gives for the same call
+    (with the event id record_parts drew, the one member two calls cannot share)."""
+    args: dict[str, Any] = {
+        "ctx": ctx_for(ALICE),
+        "operation": "Encrypt",
+        "request_params": {
+            "KeyId": KEY_ARN,
+            "Plaintext": b"attack at dawn",
+            "EncryptionContext": {"Department": "Engineering", "é": "ü\u2028"},
+        },
+        "response": {"CiphertextBlob": b"\x01" * 110, "KeyId": KEY_ARN},
+        "error_code": None,
+        "error_message": None,
+        "request_id": "f3423043-63bc-11e4-bc2b-4198b6150d5c",
+        "event_time": WHEN,
+        "region": "us-east-1",
+        "source_ip": "192.0.2.0",
+        "user_agent": "aws-cli/2.15.0",
+        "read_only": True,
+        "resources": [KEY_ARN],
+        "account_id": ACCOUNT,
+    }
+    args.update(overrides)
+    prefix, rest = record_parts(**args)
+    rec = build_record(**args)
+    rec["eventID"] = orjson.loads(prefix + rest)["eventID"]
+    return prefix, rest, rec
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"ctx": ctx_for(ROOT)},
+        {"ctx": ctx_for(ROLE), "region": "eu-west-1"},
+        {
+            "operation": "Decrypt",
+            "response": None,
+            "error_code": "InvalidCiphertextException",
+            "error_message": "x" * 2000,
+            "resources": [],
+        },
+        {
+            "operation": "CreateKey",
+            "read_only": False,
+            "request_params": {"Description": "d", "Tags": [{"TagKey": "k", "TagValue": "v"}]},
+            "response": {"KeyMetadata": {"KeyId": KEY_ID, "Arn": KEY_ARN, "Enabled": True}},
+        },
+        {"resources": [KEY_ARN, f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/a", KEY_ARN]},
+        {"additional_event_data": {"keyMaterialId": "ab" * 32}},
+        {"user_agent": "u" * 3000, "source_ip": ""},
+        {"request_params": None},
+    ],
+)
+def test_record_parts_serialize_exactly_what_build_record_builds(overrides: dict[str, Any]) -> None:
+    prefix, rest, rec = _both(**overrides)
+    assert prefix + rest == orjson.dumps(rec)
+    assert prefix.startswith(b"{") and rest.startswith(b',"') and rest.endswith(b"}")
+
+
+def test_record_parts_reuse_one_prefix_per_caller_and_second() -> None:
+    first, _, _ = _both()
+    again, _, _ = _both(request_id="another")
+    assert again is first  # one object: chain.seal_parts finds its hash state by identity
+    later, _, _ = _both(event_time=WHEN + 1)
+    other, _, _ = _both(ctx=ctx_for(ROOT))
+    assert later != first and other != first
+
+
+def test_seal_parts_gives_the_line_and_hash_seal_gives() -> None:
+    prev = "ab" * 32
+    for overrides in ({}, {"error_code": "AccessDeniedException", "error_message": "no"}):
+        prefix, rest, rec = _both(**overrides)
+        for seq in (0, 7, 10**6):
+            assert seal_parts(prefix, rest, seq, prev) == seal(rec, seq, prev)
+            line, digest = seal_parts(prefix, rest, seq, prev)
+            entry = parse_line(line)
+            assert entry.computed == entry.hash == digest and entry.seq == seq

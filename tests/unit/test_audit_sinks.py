@@ -574,3 +574,49 @@ def test_bad_settings(tmp_path: Path) -> None:
         FileAuditSink(tmp_path / "a.log", backups=-1)
     with pytest.raises(ValueError):
         FileAuditSink(tmp_path / "a.log", max_bytes=100)
+
+
+# --- records serialized on the request path (events.record_parts) ------------------------------
+def _parts(n: int, pad: int = 0) -> tuple[bytes, bytes]:
+    """A record as record_parts hands it over: its start, and the rest from a member on."""
+    body = orjson.dumps(rec(n, pad))
+    cut = body.index(b',"n":')
+    return body[:cut], body[cut:]
+
+
+def test_write_parts_and_write_share_one_chain_across_rotations(tmp_path: Path) -> None:
+    sink = FileAuditSink(tmp_path / "audit.log", max_bytes=4096, background=False)
+    for n in range(60):
+        if n % 2:
+            sink.write_parts(*_parts(n, pad=100))
+        else:
+            sink.write(rec(n, pad=100))
+        if n % 7 == 0:
+            sink.flush()
+    sink.close()
+    files = log_files(tmp_path)
+    assert len(files) > 2  # rotated, with parts records on both sides of a rotation
+    assert numbers(files) == list(range(60))
+    assert_verifies(files, 60)
+
+
+def test_write_parts_on_stdout_and_several_sinks(tmp_path: Path) -> None:
+    stream = io.BytesIO()
+    file_sink = FileAuditSink(tmp_path / "audit.log", background=False)
+    both = MultiSink([StdoutAuditSink(stream), file_sink, NullAuditSink()])
+    for n in range(4):
+        both.write_parts(*_parts(n))
+    both.close()
+    (tmp_path / "out.log").write_bytes(stream.getvalue())
+    for path in (tmp_path / "out.log", tmp_path / "audit.log"):
+        assert numbers([path]) == [0, 1, 2, 3]
+        assert_verifies([path], 4)
+
+
+def test_write_parts_refuses_what_is_not_a_json_object(tmp_path: Path) -> None:
+    sink = FileAuditSink(tmp_path / "audit.log", background=False)
+    with pytest.raises(AuditWriteError):
+        sink.write_parts(b'{"eventVersion":"1.08"', b',"n":1')  # no closing brace
+    sink.write_parts(*_parts(2))
+    sink.close()
+    assert numbers([tmp_path / "audit.log"]) == [2]

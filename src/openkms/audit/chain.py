@@ -51,6 +51,7 @@ __all__ = [
     "prune_notice",
     "pruned_chains",
     "seal",
+    "seal_parts",
     "verify_files",
 ]
 
@@ -124,6 +125,29 @@ def seal(entry: Mapping[str, Any], seq: int, prev: str) -> tuple[bytes, str]:
     hasher.update(head[done:] + tail if done else head + tail)
     digest: str = hasher.hexdigest()
     return b"".join((head, b'"hash":"', digest.encode(), b'",', tail, b"\n")), digest
+
+
+def seal_parts(prefix: bytes, rest: bytes, seq: int, prev: str) -> tuple[bytes, str]:
+    """``seal`` of a record already serialized as ``prefix + rest`` (``events.record_parts``):
+    the same line and hash as ``seal`` gives for that record. The SHA-256 state after
+    ``prefix`` is kept per prefix, as ``seal`` keeps it per record start: ``record_parts``
+    hands out one bytes object per prefix, whose hash Python caches, so finding it costs a
+    pointer comparison rather than hashing and comparing the bytes."""
+    if not prefix.startswith(b"{") or rest[-1:] != b"}":
+        raise ChainError("a record must be a JSON object")
+    state = _PREFIX_STATES.get(prefix)
+    if state is None:
+        state = hashlib.sha256(prefix)
+        if len(_PREFIX_STATES) >= _PREFIX_STATES_LIMIT:
+            _PREFIX_STATES.clear()
+        _PREFIX_STATES[prefix] = state
+    hasher = state.copy()
+    middle = rest[:-1] + b',"openkmsChain":{'
+    tail = b'"prev":"%s","seq":%d}}' % (prev.encode(), seq)
+    hasher.update(middle + tail)
+    digest: str = hasher.hexdigest()
+    line = b"".join((prefix, middle, b'"hash":"', digest.encode(), b'",', tail, b"\n"))
+    return line, digest
 
 
 def header_entry(

@@ -1,8 +1,10 @@
 """One audit record per API call, in the shape of an AWS CloudTrail event for KMS.
 
-``build_record`` returns a plain ``dict`` ready for ``sink.write``. Field by field it follows
-CloudTrail's record contents and the KMS examples (``ct-encrypt``, ``ct-decrypt``,
-``ct-generatedatakey``, ``ct-createkey``):
+``build_record`` returns a plain ``dict`` ready for ``sink.write``; ``record_parts`` returns
+the same record of an authenticated call already serialized, for ``sink.write_parts`` (the
+request path's form: most of the record's start is the same for one caller and second). Field
+by field it follows CloudTrail's record contents and the KMS examples (``ct-encrypt``,
+``ct-decrypt``, ``ct-generatedatakey``, ``ct-createkey``):
 
 * ``eventVersion`` ``"1.08"``, ``eventSource`` ``"kms.amazonaws.com"``, ``eventType``
   ``"AwsApiCall"``, ``managementEvent`` ``true``, ``eventCategory`` ``"Management"``.
@@ -39,6 +41,8 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
+import orjson
+
 from openkms.audit.redaction import redact
 from openkms.context import Principal, RequestContext
 
@@ -51,6 +55,7 @@ __all__ = [
     "event_id",
     "event_time",
     "is_read_only",
+    "record_parts",
     "user_identity",
 ]
 
@@ -300,21 +305,146 @@ def build_record(
     names the key an unauthenticated caller presented (``ctx`` is ``None``);
     ``additional_event_data`` (``{"keyMaterialId": ...}``) is logged as given.
     """
-    failed = error_code is not None
-    if failed or read_only or operation in CRYPTOGRAPHIC_OPERATIONS:
-        response_elements = None
-    else:
-        response_elements = redact(response)
-    record: dict[str, Any] = {
+    record = _head(
+        None if ctx is None else ctx.principal,
+        access_key_id,
+        _event_time(event_time),
+        event_source,
+        operation,
+        region,
+        source_ip,
+        user_agent,
+    )
+    _add_rest(
+        record,
+        operation,
+        request_params,
+        response,
+        error_code,
+        error_message,
+        request_id,
+        read_only,
+        resources,
+        account_id,
+        additional_event_data,
+    )
+    return record
+
+
+# The serialized start of an authenticated caller's record, up to its requestParameters: the
+# same bytes for one principal, second, operation, Region, source address and user agent.
+# Kept per those values (bounded), so that the same bytes object comes back each time:
+# ``chain.seal_parts`` then finds the SHA-256 state after it by the object's cached hash.
+_PREFIXES: dict[tuple[str, ...], bytes] = {}
+_PREFIXES_LIMIT: Final = 512
+
+
+def record_parts(
+    *,
+    ctx: RequestContext,
+    operation: str,
+    request_params: Mapping[str, Any] | None,
+    response: Mapping[str, Any] | None,
+    error_code: str | None,
+    error_message: str | None,
+    request_id: str,
+    event_time: float,
+    region: str,
+    source_ip: str,
+    user_agent: str,
+    read_only: bool,
+    resources: Sequence[str],
+    account_id: str,
+    additional_event_data: Mapping[str, Any] | None = None,
+    event_source: str = EVENT_SOURCE,
+) -> tuple[bytes, bytes]:
+    """``build_record``'s record of an authenticated call, serialized, in two parts for
+    ``sink.write_parts``: ``prefix + rest`` is byte for byte ``orjson.dumps(build_record(...))``
+    with the same arguments (the unit tests pin it). The prefix is built once per caller,
+    operation, client and second; only the rest is built and serialized per request.
+
+    Raises ``TypeError`` (orjson's) for a value JSON cannot carry, as ``chain.seal`` would."""
+    principal = ctx.principal
+    when = _event_time(event_time)
+    key = (
+        principal.arn,
+        principal.access_key_id,
+        principal.user_id,
+        principal.kind,
+        principal.account_id,
+        when,
+        event_source,
+        operation,
+        region,
+        source_ip,
+        user_agent,
+    )
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        head = _head(principal, "", when, event_source, operation, region, source_ip, user_agent)
+        prefix = orjson.dumps(head)[:-1]
+        if len(_PREFIXES) >= _PREFIXES_LIMIT:
+            _PREFIXES.clear()
+        _PREFIXES[key] = prefix
+    rest: dict[str, Any] = {}
+    _add_rest(
+        rest,
+        operation,
+        request_params,
+        response,
+        error_code,
+        error_message,
+        request_id,
+        read_only,
+        resources,
+        account_id,
+        additional_event_data,
+    )
+    return prefix, b"," + orjson.dumps(rest)[1:]
+
+
+def _head(
+    principal: Principal | None,
+    access_key_id: str,
+    when: str,
+    event_source: str,
+    operation: str,
+    region: str,
+    source_ip: str,
+    user_agent: str,
+) -> dict[str, Any]:
+    """The members before ``requestParameters`` (and before ``errorCode``)."""
+    return {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(None if ctx is None else ctx.principal, access_key_id),
-        "eventTime": _event_time(event_time),
+        "userIdentity": user_identity(principal, access_key_id),
+        "eventTime": when,
         "eventSource": event_source,
         "eventName": bounded(operation, FIELD_LIMITS["eventName"]),
         "awsRegion": region,
         "sourceIPAddress": source_ip,
         "userAgent": bounded(user_agent, FIELD_LIMITS["userAgent"]),
     }
+
+
+def _add_rest(
+    record: dict[str, Any],
+    operation: str,
+    request_params: Mapping[str, Any] | None,
+    response: Mapping[str, Any] | None,
+    error_code: str | None,
+    error_message: str | None,
+    request_id: str,
+    read_only: bool,
+    resources: Sequence[str],
+    account_id: str,
+    additional_event_data: Mapping[str, Any] | None,
+) -> None:
+    """The members from ``errorCode`` (or ``requestParameters``) on, added to ``record``."""
+    failed = error_code is not None
+    if failed or read_only or operation in CRYPTOGRAPHIC_OPERATIONS:
+        response_elements = None
+    else:
+        response_elements = redact(response)
     if failed:  # CloudTrail's place for them: before requestParameters
         record["errorCode"] = error_code
         record["errorMessage"] = bounded(error_message or "", FIELD_LIMITS["errorMessage"])
@@ -334,7 +464,6 @@ def build_record(
     record["managementEvent"] = True
     record["recipientAccountId"] = account_id
     record["eventCategory"] = "Management"
-    return record
 
 
 _event_time = event_time  # build_record's parameter shadows the function's name

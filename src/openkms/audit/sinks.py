@@ -48,6 +48,7 @@ from openkms.audit.chain import (
     prune_notice,
     pruned_chains,
     seal,
+    seal_parts,
 )
 from openkms.clock import Clock, SystemClock
 
@@ -76,6 +77,9 @@ class AuditWriteError(Exception):
 class AuditSink(Protocol):
     def write(self, record: Mapping[str, Any]) -> None: ...
 
+    # The same, for a record serialized by ``events.record_parts`` (the request path's form).
+    def write_parts(self, prefix: bytes, rest: bytes) -> None: ...
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
@@ -92,6 +96,17 @@ class SinkStats:
     error: str | None  # the I/O error that has not been recovered from yet
 
 
+# What a sink seals: a record, or a record serialized as (prefix, rest) by events.record_parts.
+Sealable = Mapping[str, Any] | tuple[bytes, bytes]
+
+
+def _seal(entry: Sealable, seq: int, prev: str) -> tuple[bytes, str]:
+    if type(entry) is tuple:
+        return seal_parts(entry[0], entry[1], seq, prev)
+    assert not isinstance(entry, tuple)
+    return seal(entry, seq, prev)
+
+
 def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
@@ -106,8 +121,8 @@ class _Chain:
         self.seq = seq
         self.hash = genesis(log_id) if last_hash is None else last_hash
 
-    def seal(self, entry: Mapping[str, Any]) -> bytes:
-        line, digest = seal(entry, self.seq + 1, self.hash)
+    def seal(self, entry: Sealable) -> bytes:
+        line, digest = _seal(entry, self.seq + 1, self.hash)
         self.seq += 1
         self.hash = digest
         return line
@@ -447,6 +462,13 @@ class FileAuditSink:
     def write(self, record: Mapping[str, Any]) -> None:
         """Seal ``record`` into the chain and queue it. Raises ``AuditWriteError`` when it
         cannot be accepted and the sink is fail-closed (see the module docstring)."""
+        self._accept(record)
+
+    def write_parts(self, prefix: bytes, rest: bytes) -> None:
+        """``write`` for the record ``events.record_parts`` serialized as ``prefix + rest``."""
+        self._accept((prefix, rest))
+
+    def _accept(self, record: Sealable) -> None:
         with self._lock:
             refusal = self._refusal
             if refusal is None:
@@ -474,9 +496,9 @@ class FileAuditSink:
         if self._sync:
             self.flush()
 
-    def _seal_and_queue(self, entry: Mapping[str, Any]) -> None:
+    def _seal_and_queue(self, entry: Sealable) -> None:
         chain = self._chain
-        line, digest = seal(entry, chain.seq + 1, chain.hash)
+        line, digest = _seal(entry, chain.seq + 1, chain.hash)
         size = len(line)
         if self._file_bytes + size > self._max_bytes and self._file_entries > 1:
             # The file is full: the next file's header first, then this entry after it.
@@ -485,7 +507,7 @@ class FileAuditSink:
             self._pending.append(header)
             self._pending_bytes += len(header)
             self._file_bytes, self._file_entries = len(header), 1
-            line, digest = seal(entry, chain.seq + 1, chain.hash)
+            line, digest = _seal(entry, chain.seq + 1, chain.hash)
             size = len(line)
         chain.seq += 1
         chain.hash = digest
@@ -698,6 +720,12 @@ class StdoutAuditSink:
             view = view[os.write(self._fd, view) :]
 
     def write(self, record: Mapping[str, Any]) -> None:
+        self._accept(record)
+
+    def write_parts(self, prefix: bytes, rest: bytes) -> None:
+        self._accept((prefix, rest))
+
+    def _accept(self, record: Sealable) -> None:
         with self._lock:
             error: str | None = self._refusal
             if error is None:
@@ -756,6 +784,9 @@ class MultiSink:
     def write(self, record: Mapping[str, Any]) -> None:
         self._each("write", record)
 
+    def write_parts(self, prefix: bytes, rest: bytes) -> None:
+        self._each("write_parts", prefix, rest)
+
     def flush(self) -> None:
         self._each("flush")
 
@@ -777,6 +808,9 @@ class NullAuditSink:
     """Audit logging disabled."""
 
     def write(self, record: Mapping[str, Any]) -> None:
+        return None
+
+    def write_parts(self, prefix: bytes, rest: bytes) -> None:
         return None
 
     def flush(self) -> None:

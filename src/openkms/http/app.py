@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from openkms.audit import AuditSink, AuditWriteError, build_record, is_read_only
-from openkms.audit.events import CRYPTOGRAPHIC_OPERATIONS, EVENT_SOURCE, event_id
+from openkms.audit.events import CRYPTOGRAPHIC_OPERATIONS, EVENT_SOURCE, event_id, record_parts
 from openkms.audit.throttle import FailedAuthGate
 from openkms.auth.sigv4 import SigV4Verifier
 from openkms.config import Settings, settings_from_env
@@ -360,9 +360,7 @@ class OpenKMSApp:
         if metrics is not None:
             operation = target_operation or _scope_service(scope) or "other"
             # The compiled tally itself, not Metrics.observe (an interpreted call per request).
-            if metrics.tally.observe(
-                operation, error_type or "ok", time.perf_counter() - started
-            ):
+            if metrics.tally.observe(operation, error_type or "ok", time.perf_counter() - started):
                 metrics.flush()
 
     def _metrics_here(self) -> bool:
@@ -530,7 +528,9 @@ class OpenKMSApp:
                     scope, request_id, error, error.code, "kms", lambda: _target_operation(scope)
                 )
             return
-        record = build_record(
+        # Serialized here, the start of the record once per caller, operation and second
+        # (events.record_parts), and sealed from those bytes (chain.seal_parts).
+        prefix, rest = record_parts(
             ctx=ctx,
             operation=ctx.operation,
             request_params=params,
@@ -546,7 +546,7 @@ class OpenKMSApp:
             resources=ctx.resources,
             account_id=ctx.principal.account_id,
         )
-        self.audit.write(record)
+        self.audit.write_parts(prefix, rest)
 
     def _audit_unauthenticated(
         self,
@@ -774,11 +774,7 @@ class OpenKMSApp:
             raise InvalidSignatureException(
                 "Credential should be scoped to correct service: 'kms'. "
             )
-        if (
-            service == "kms"
-            and not target.startswith(_TARGET_PREFIX)
-            and target not in EXTENSIONS
-        ):
+        if service == "kms" and not target.startswith(_TARGET_PREFIX) and target not in EXTENSIONS:
             raise UnknownOperationException("")
         if permissive:
             principal = self.identities.permissive_principal(
