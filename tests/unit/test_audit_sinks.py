@@ -620,3 +620,30 @@ def test_write_parts_refuses_what_is_not_a_json_object(tmp_path: Path) -> None:
     sink.write_parts(*_parts(2))
     sink.close()
     assert numbers([tmp_path / "audit.log"]) == [2]
+
+
+def test_write_parts_after_drops_and_after_close(tmp_path: Path) -> None:
+    """The fast path of write_parts steps aside whenever write would do more: a notice of
+    dropped records is owed, the last write failed, the sink is closed."""
+    sink = FileAuditSink(
+        tmp_path / "audit.log", fail_closed=False, max_pending_bytes=1000, background=False
+    )
+    sink.write_parts(*_parts(0))
+    sink.flush()
+    with DiskFull(sink):
+        for n in range(1, 20):
+            sink.write_parts(*_parts(n))  # fail-open: never raises
+        sink.flush()
+    sink.flush()
+    sink.write_parts(*_parts(100))
+    sink.close()
+    closed = FileAuditSink(tmp_path / "other.log", background=False)
+    closed.close()
+    with pytest.raises(AuditWriteError):
+        closed.write_parts(*_parts(101))  # fail-closed: refused once closed
+    files = log_files(tmp_path)
+    kept = numbers(files)
+    assert kept[0] == 0 and kept[-1] == 100
+    report = verify_files(files)
+    assert report.ok
+    assert any(w.kind == "dropped" for w in report.warnings)

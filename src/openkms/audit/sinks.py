@@ -465,8 +465,39 @@ class FileAuditSink:
         self._accept(record)
 
     def write_parts(self, prefix: bytes, rest: bytes) -> None:
-        """``write`` for the record ``events.record_parts`` serialized as ``prefix + rest``."""
-        self._accept((prefix, rest))
+        """``write`` for the record ``events.record_parts`` serialized as ``prefix + rest``.
+
+        Every request's record comes here: the usual case (nothing refused, dropped or failed,
+        no rotation due) is sealed and queued in this one frame; anything else goes the way of
+        ``write``, which checks everything again."""
+        queued = False
+        with self._lock:
+            chain = self._chain
+            if (
+                self._refusal is None
+                and self._error is None
+                and not self._dropped.count
+                and self._pending_bytes < self._max_pending
+            ):
+                try:
+                    line, digest = seal_parts(prefix, rest, chain.seq + 1, chain.hash)
+                except ChainError:
+                    pass  # refused (and counted) below, by _accept
+                else:
+                    size = len(line)
+                    if self._file_bytes + size <= self._max_bytes or self._file_entries <= 1:
+                        chain.seq += 1
+                        chain.hash = digest
+                        self._file_bytes += size
+                        self._file_entries += 1
+                        self._pending.append(line)
+                        self._pending_bytes += size
+                        self._accepted += 1
+                        queued = True
+        if not queued:
+            self._accept((prefix, rest))
+        elif self._sync:
+            self.flush()
 
     def _accept(self, record: Sealable) -> None:
         with self._lock:
