@@ -18,6 +18,10 @@ class TtlCache(Generic[K, V]):
         self, max_entries: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._max = max_entries
+        # Recency only decides which entry goes when the cache is full: below half full a hit
+        # leaves the order alone (``move_to_end`` re-links the entry and hashes its key again,
+        # which for the decision cache's tuples costs more than the lookup itself).
+        self._half = max_entries // 2
         self._ttl = ttl_seconds
         self._clock = clock
         self._data: OrderedDict[K, tuple[float, V]] = OrderedDict()
@@ -37,15 +41,19 @@ class TtlCache(Generic[K, V]):
             del self._data[key]
             self.misses += 1
             return None
-        self._data.move_to_end(key)
+        if len(self._data) > self._half:
+            self._data.move_to_end(key)
         self.hits += 1
         return value
 
     def put(self, key: K, value: V) -> None:
-        self._data[key] = (self._clock(), value)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+        data = self._data
+        renewed = key in data
+        data[key] = (self._clock(), value)
+        if renewed:
+            data.move_to_end(key)  # a new key is inserted last already
+        while len(data) > self._max:
+            data.popitem(last=False)
 
     def pop(self, key: K) -> None:
         self._data.pop(key, None)
