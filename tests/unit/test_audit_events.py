@@ -12,6 +12,7 @@ import pytest
 from openkms.audit.chain import parse_line, seal, seal_parts
 from openkms.audit.events import (
     CRYPTOGRAPHIC_OPERATIONS,
+    FIELD_LIMITS,
     build_record,
     event_id,
     event_time,
@@ -463,3 +464,13 @@ def test_seal_parts_gives_the_line_and_hash_seal_gives() -> None:
             line, digest = seal_parts(prefix, rest, seq, prev)
             entry = parse_line(line)
             assert entry.computed == entry.hash == digest and entry.seq == seq
+
+
+def test_record_parts_keep_no_caller_string_longer_than_the_record_does() -> None:
+    from openkms.audit import events
+
+    events._PREFIXES.clear()
+    _both(user_agent="u" * 15_000)
+    limit = FIELD_LIMITS["userAgent"] + 40  # the bound and its "...[truncated N chars]"
+    assert events._PREFIXES
+    assert all(len(part) <= limit for key in events._PREFIXES for part in key)

@@ -366,6 +366,9 @@ def record_parts(
     Raises ``TypeError`` (orjson's) for a value JSON cannot carry, as ``chain.seal`` would."""
     principal = ctx.principal
     when = _event_time(event_time)
+    # Keyed by the user agent as the record keeps it (bounded): a long one held as part of a
+    # key would let a caller make each of the entries as large as a request's headers.
+    agent = bounded(user_agent, FIELD_LIMITS["userAgent"])
     key = (
         principal.arn,
         principal.access_key_id,
@@ -377,7 +380,7 @@ def record_parts(
         operation,
         region,
         source_ip,
-        user_agent,
+        agent,
     )
     prefix = _PREFIXES.get(key)
     if prefix is None:
