@@ -110,9 +110,16 @@ def test_custom_key_stores_end_to_end(setup: Setup) -> None:
         CustomKeyStoreId=xks_id, Origin="EXTERNAL_KEY_STORE", XksKeyId="external-key-1"
     )["KeyMetadata"]
     assert xks_key["XksKeyConfiguration"] == {"Id": "external-key-1"}
-    xks_blob = kms.encrypt(
+    answer = kms.encrypt(
         KeyId=xks_key["KeyId"], Plaintext=b"via xks", EncryptionContext={"k": "v"}
-    )["CiphertextBlob"]
+    )
+    xks_blob = answer["CiphertextBlob"]
+    # The proxy is told which request it serves (XKS requestMetadata): the caller's own.
+    meta = proxy.metadata[-1]
+    assert meta["kmsOperation"] == "Encrypt"
+    assert meta["kmsRequestId"] == answer["ResponseMetadata"]["RequestId"]
+    assert meta["awsPrincipalArn"] == f"arn:aws:iam::{setup.account['AccountId']}:root"
+    assert meta["kmsKeyArn"] == xks_key["Arn"]
     assert kms.decrypt(CiphertextBlob=xks_blob, EncryptionContext={"k": "v"})["Plaintext"] == (
         b"via xks"
     )

@@ -61,6 +61,8 @@ class XksProxy:
     secret: str = field(repr=False)
     keys: dict[str, ExternalKey] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    # The requestMetadata of each key operation, in order.
+    metadata: list[dict[str, Any]] = field(default_factory=list)
     down: bool = False
     strict_path: bool = False  # serve URI_PATH only (else any .../kms/xks/v1)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
@@ -138,6 +140,8 @@ class XksProxy:
             return 404, _error("InvalidUriPathException", f"no such path {path}")
         key_id, operation = rest[1], rest[2]
         self.calls.append(operation)
+        meta = doc.get("requestMetadata") if isinstance(doc, dict) else None
+        self.metadata.append(dict(meta) if isinstance(meta, dict) else {})
         key = self.keys.get(key_id)
         if key is None:
             return 404, _error("KeyNotFoundException", f"no key {key_id}")
