@@ -36,7 +36,6 @@ from openkms.service.key_store_backends import (
     cluster_config,
     connect,
     forget_connection,
-    with_request,
 )
 from openkms.service.key_store_keys import (
     StoreKeyPlan,
@@ -92,7 +91,6 @@ __all__ = [
     "random_from_store",
     "seal_in_store",
     "update_custom_key_store",
-    "with_request",
 ]
 
 

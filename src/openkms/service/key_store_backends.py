@@ -4,14 +4,14 @@ store's XKS proxy (docs/custom-key-stores.md has the details).
 Connecting is synchronous here (AWS's CONNECTING is over by the time ConnectCustomKeyStore
 answers): the store is CONNECTED, or FAILED with AWS's ConnectionErrorCode. A CloudHSM store's
 session is kept per process (``_CONNECTIONS``); an XKS proxy client is built per call, with the
-request's metadata (``CURRENT_REQUEST``, set by ``with_request``). The keys in stores are in
+request's metadata (``CURRENT_REQUEST``, which the callers of the KMS operations' handlers set:
+the HTTP app and Secrets Manager's KMS client). The keys in stores are in
 ``service/key_store_keys.py``.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
 from typing import Any
 
 from openkms.config import ClusterConfig
@@ -37,24 +37,6 @@ from openkms.service.runtime import Runtime
 CURRENT_REQUEST: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "openkms_current_request", default=None
 )
-
-Handler = Callable[[Runtime, RequestContext, dict[str, Any]], dict[str, Any]]
-
-
-def with_request(handler: Handler) -> Handler:
-    """Makes the request context visible to the key stores (XKS requestMetadata)."""
-
-    def wrapped(rt: Runtime, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-        token = CURRENT_REQUEST.set(ctx)
-        try:
-            return handler(rt, ctx, req)
-        finally:
-            CURRENT_REQUEST.reset(token)
-
-    wrapped.__name__ = getattr(handler, "__name__", "handler")
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
-
 
 # --- connections -------------------------------------------------------------------------
 # (account, store id) -> (the wrapped password it was built with, the CloudHsmStore): one per
