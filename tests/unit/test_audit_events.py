@@ -75,7 +75,8 @@ def ctx_for(principal: Principal) -> RequestContext:
     return RequestContext(principal=principal, region="us-east-1", request_id="req-1", now=WHEN)
 
 
-def record(**overrides: Any) -> dict[str, Any]:
+def call_args(**overrides: Any) -> dict[str, Any]:
+    """The arguments of build_record (and record_parts) for an Encrypt by Alice."""
     args: dict[str, Any] = {
         "ctx": ctx_for(ALICE),
         "operation": "Encrypt",
@@ -102,7 +103,11 @@ def record(**overrides: Any) -> dict[str, Any]:
         "account_id": ACCOUNT,
     }
     args.update(overrides)
-    return build_record(**args)
+    return args
+
+
+def record(**overrides: Any) -> dict[str, Any]:
+    return build_record(**call_args(**overrides))
 
 
 def test_encrypt_success_matches_cloudtrail() -> None:
@@ -388,26 +393,14 @@ def test_secrets_manager_current_time_is_utc_to_the_second() -> None:
 def _both(**overrides: Any) -> tuple[bytes, bytes, dict[str, Any]]:
     """(prefix, rest) from record_parts and the dict build_record gives for the same call
     (with the event id record_parts drew, the one member two calls cannot share)."""
-    args: dict[str, Any] = {
-        "ctx": ctx_for(ALICE),
-        "operation": "Encrypt",
-        "request_params": {
+    args = call_args(
+        request_params={
             "KeyId": KEY_ARN,
             "Plaintext": b"attack at dawn",
             "EncryptionContext": {"Department": "Engineering", "é": "ü\u2028"},
         },
-        "response": {"CiphertextBlob": b"\x01" * 110, "KeyId": KEY_ARN},
-        "error_code": None,
-        "error_message": None,
-        "request_id": "f3423043-63bc-11e4-bc2b-4198b6150d5c",
-        "event_time": WHEN,
-        "region": "us-east-1",
-        "source_ip": "192.0.2.0",
-        "user_agent": "aws-cli/2.15.0",
-        "read_only": True,
-        "resources": [KEY_ARN],
-        "account_id": ACCOUNT,
-    }
+        response={"CiphertextBlob": b"\x01" * 110, "KeyId": KEY_ARN},
+    )
     args.update(overrides)
     prefix, rest = record_parts(**args)
     rec = build_record(**args)
