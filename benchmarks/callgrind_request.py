@@ -224,7 +224,17 @@ async def _drive_http(app: Any, raw: bytes, count: int) -> None:
 
     from openkms.http.protocol import CoalescingHttpToolsProtocol
 
-    config = Config(app=app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False)
+    # As `openkms serve` and trivial_server.py configure uvicorn: without proxy_headers (on by
+    # default in Config) every request would pass through uvicorn's ProxyHeadersMiddleware, an
+    # interpreted ASGI layer the servers do not have.
+    config = Config(
+        app=app,
+        http=CoalescingHttpToolsProtocol,
+        lifespan="off",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
     config.load()
     protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
     transport = _Transport()

@@ -1189,6 +1189,8 @@ class Measurement:
     loadavg_1m: float = 0.0  # the machine's load when the measurement ended (it is shared)
     server_cpu_s: float = 0.0  # CPU seconds the server's processes used during the measurement
     cpu_us_per_request: float = 0.0  # server CPU per answered request
+    # benchmarks/run: the trivial app's CPU per request, measured just before this row
+    beside_trivial_cpu_us: float = 0.0
     rounds_rps: list[float] = field(default_factory=list)
 
     def cell_rps(self) -> str:

@@ -16,6 +16,15 @@ class Principal:
     user_id: str
     tags: tuple[tuple[str, str], ...] = ()
 
+    # Immutable, so a copy is the object itself. Compiled (mypyc), the class has no
+    # copy.deepcopy fallback that works: that rebuilds the object field by field through
+    # setattr, which a frozen dataclass refuses.
+    def __copy__(self) -> Principal:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Principal:
+        return self
+
     @property
     def unique_id(self) -> str | None:
         """How stored policies and grants name this principal: an IAM user's AIDA... id, the
@@ -47,3 +56,33 @@ class RequestContext:
     # ("secretsmanager.<region>.amazonaws.com"): kms:ViaService, aws:ViaAWSService, and the
     # audit record's invokedBy. None for a request the caller made itself.
     via_service: str | None = None
+
+    # Explicit, so that mypyc compiles it: the dataclass's generated __init__ is a Python
+    # function, and one context is made per request. Same parameters, same defaults.
+    def __init__(
+        self,
+        principal: Principal,
+        region: str,
+        request_id: str,
+        now: float,
+        operation: str = "",
+        source_ip: str = "",
+        user_agent: str = "",
+        secure_transport: bool = False,
+        request_alias: str | None = None,
+        resolved: dict[str, Any] | None = None,
+        resources: list[str] | None = None,
+        via_service: str | None = None,
+    ) -> None:
+        self.principal = principal
+        self.region = region
+        self.request_id = request_id
+        self.now = now
+        self.operation = operation
+        self.source_ip = source_ip
+        self.user_agent = user_agent
+        self.secure_transport = secure_transport
+        self.request_alias = request_alias
+        self.resolved = {} if resolved is None else resolved
+        self.resources = [] if resources is None else resources
+        self.via_service = via_service

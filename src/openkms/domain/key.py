@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final
@@ -55,6 +56,17 @@ class KeyRecord:
 
     def to_doc(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> KeyRecord:
+        # The in-memory storage snapshots its records per transaction. Compiled (mypyc), the
+        # record has no copy.deepcopy fallback that works: that rebuilds the object field by
+        # field through setattr, which a frozen dataclass refuses. Frozen, only its two
+        # dictionaries can change under a copy.
+        return dataclasses.replace(
+            self,
+            extra=copy.deepcopy(self.extra, memo),
+            policy_principals=dict(self.policy_principals),
+        )
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> KeyRecord:

@@ -369,6 +369,17 @@ class OpenKMSApp:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The request body; None when the client disconnected before it was complete."""
         limit = self.settings.max_body_bytes
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            return body  # the usual request: its whole body arrived with its head
+        # More to come: a declared length over the limit is refused before any more of it is
+        # read. (What has arrived is at most the server's read buffer: the protocol stops
+        # reading from a request whose body nobody has asked for.)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -376,8 +387,8 @@ class OpenKMSApp:
                         raise _too_large(limit)
                 except ValueError:
                     pass
-        chunks: list[bytes] = []
-        size = 0
+        chunks = [body]
+        size = len(body)
         more = True
         while more:
             message = await receive()
@@ -389,7 +400,7 @@ class OpenKMSApp:
                 raise _too_large(limit)
             chunks.append(chunk)
             more = message.get("more_body", False)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
     def _dispatch(
         self, scope: Scope, body: bytes, request_id: str
@@ -417,7 +428,9 @@ class OpenKMSApp:
                 self._gate(ctx, operation, params)
                 result = extension(self.runtime, ctx, params)
             else:
-                handler = handler_for(operation)
+                # The table first: handler_for is an interpreted call, and it only adds the
+                # answers for operations without a handler.
+                handler = OPERATIONS.get(operation) or handler_for(operation)
                 params = validate_input(operation, codec.decode_body(body))
                 check_caller_strings(params, self.settings.max_encryption_context_chars)
                 self._gate(ctx, operation, params)
@@ -793,8 +806,7 @@ class OpenKMSApp:
                 raise UnknownOperationException("")
         client = scope.get("client") or ("", 0)
         user_agent = headers.get("user-agent", ("",))[0]
-        # Positional: RequestContext's __init__ is the dataclass's (interpreted), and a call
-        # with keywords from compiled code builds a dictionary of them first.
+        # RequestContext is compiled too (openkms.context): built by a direct native call.
         ctx = RequestContext(
             principal,
             verified.region,
