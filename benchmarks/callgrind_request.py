@@ -311,7 +311,11 @@ def inner(spec_path: Path, path: str, count: int) -> None:
 
 
 # --- running valgrind ---------------------------------------------------------------------------
-def _callgrind(spec: Path, path: str, count: int, out: Path | None) -> int:
+def _callgrind(
+    spec: Path, path: str, count: int, out: Path | None, cache_sim: bool = False
+) -> dict[str, int]:
+    """The run's totals by callgrind event (``Ir``, and with ``cache_sim`` the simulated cache
+    misses: ``I1mr``, ``D1mr``, ``D1mw``, ``ILmr``, ``DLmr``, ``DLmw`` ...)."""
     data = Path(json.loads(spec.read_text())["data"])
     with tempfile.TemporaryDirectory() as tmp:
         # Each run starts from the same copy of the data directory (and an empty audit log).
@@ -326,18 +330,21 @@ def _callgrind(spec: Path, path: str, count: int, out: Path | None) -> int:
         cmd = [sys.executable, __file__, "--inner", str(spec_copy), "--path", path,
                "--requests", str(count)]  # fmt: skip
         if out is not None:
-            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd]
+            sim = ["--cache-sim=yes"] if cache_sim else []
+            cmd = ["valgrind", "--tool=callgrind", *sim, f"--callgrind-out-file={out}", *cmd]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out is None:  # the warm-up run
         if done.returncode != 0:
             raise RuntimeError(f"the warm-up run failed:\n{done.stderr[-3000:]}")
-        return 0
+        return {}
     if done.returncode != 0:
         raise RuntimeError(f"valgrind failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-    if match is None:
+    text = out.read_text()
+    events = re.search(r"^events: (.+)$", text, re.MULTILINE)
+    match = re.search(r"^(?:summary|totals): ([\d ]+)$", text, re.MULTILINE)
+    if events is None or match is None:
         raise RuntimeError(f"no total in {out}")
-    return int(match.group(1))
+    return dict(zip(events.group(1).split(), map(int, match.group(1).split()), strict=False))
 
 
 def _per_function(out: Path, inclusive: bool) -> dict[str, int]:
@@ -365,6 +372,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500, help="requests of the short run")
     parser.add_argument("--annotate", type=int, default=0, help="print the top N functions")
     parser.add_argument("--keep", type=Path, help="directory for the callgrind output files")
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate the caches: misses per request in the first-level instruction and "
+        "data caches and the last level (valgrind's model of this CPU's caches, not counters)",
+    )
     parser.add_argument("--inner", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner is not None:
@@ -384,15 +397,28 @@ def main() -> int:
         # Once without valgrind first: the first process to import a changed module writes its
         # .pyc, and that compilation (millions of instructions) must not fall in one run only.
         _callgrind(spec, args.path, 1, None)
-        total_short = _callgrind(spec, args.path, short, keep / f"{stem}.{short}.out")
+        sim = args.cache_sim
+        counts_short = _callgrind(spec, args.path, short, keep / f"{stem}.{short}.out", sim)
         long_out = keep / f"{stem}.{long_}.out"
-        total_long = _callgrind(spec, args.path, long_, long_out)
+        counts_long = _callgrind(spec, args.path, long_, long_out, sim)
+        total_short, total_long = counts_short["Ir"], counts_long["Ir"]
         per_request = (total_long - total_short) / (long_ - short)
         what = "trivial app" if args.path == "trivial" else f"{args.op} as {args.caller}"
         print(
             f"{what}, path {args.path}: {per_request:,.0f} instructions per request "
             f"({total_short:,} for {short}, {total_long:,} for {long_})"
         )
+        if sim:
+            # I1mr: instruction fetches missing the first-level cache; D1mr/D1mw: data reads and
+            # writes missing it; ILmr/DLmr/DLmw: the same missing the last level.
+            misses = {
+                event: (counts_long[event] - counts_short.get(event, 0)) / (long_ - short)
+                for event in counts_long
+                if event != "Ir" and event.endswith(("mr", "mw"))
+            }
+            print("  simulated cache misses per request: " + ", ".join(
+                f"{event} {value:,.0f}" for event, value in misses.items()
+            ))  # fmt: skip
         if args.annotate:
             short_out = keep / f"{stem}.{short}.out"
             for inclusive in (True, False):
