@@ -378,8 +378,8 @@ class OpenKMSApp:
         if not message.get("more_body", False):
             return body  # the usual request: its whole body arrived with its head
         # More to come: a declared length over the limit is refused before any more of it is
-        # read. (What has arrived is at most the server's read buffer: the protocol stops
-        # reading from a request whose body nobody has asked for.)
+        # read. (What has arrived was buffered before this read either way: uvicorn stops
+        # reading a connection once 64 KiB of body wait unread.)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
