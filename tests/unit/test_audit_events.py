@@ -431,6 +431,13 @@ def _both(**overrides: Any) -> tuple[bytes, bytes, dict[str, Any]]:
         {"additional_event_data": {"keyMaterialId": "ab" * 32}},
         {"user_agent": "u" * 3000, "source_ip": ""},
         {"request_params": None},
+        # The usual record's fixed layout (one key, no error): a read-only management call, a
+        # request id JSON must escape, an alias, a key of another account, readOnly false.
+        {"operation": "DescribeKey", "request_params": {"KeyId": "alias/a"}, "response": None},
+        {"request_id": 'quote " back \\ \u2028'},
+        {"resources": [f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/a"]},
+        {"resources": ["arn:aws:kms:us-east-1:444455556666:key/k"]},
+        {"operation": "GenerateRandom", "read_only": False, "resources": [KEY_ARN]},
     ],
 )
 def test_record_parts_serialize_exactly_what_build_record_builds(overrides: dict[str, Any]) -> None:

@@ -747,3 +747,78 @@ def test_configuration_is_validated() -> None:
         make_verifier(max_skew_seconds=-1)
     with pytest.raises(ValueError, match="signing_key_cache_size"):
         make_verifier(signing_key_cache_size=-1)
+
+
+# --- The header before its signature, parsed once -------------------------------------------
+def test_a_header_parsed_before_parses_the_same_with_any_signature(signed: SignedRequest) -> None:
+    verifier = make_verifier()
+    verifier.verify(signed)
+    base = header(signed, "Authorization").rsplit(", Signature=", 1)[0]
+    assert base in sigv4._FORMS  # remembered: the next request's header is not tokenized
+    for signature in ("0" * 64, "ünïcødé", "x"):
+        request = replace_header(signed, "Authorization", f"{base}, Signature={signature}")
+        remembered = verifier.parse(request)
+        sigv4._FORMS.clear()
+        assert verifier.parse(request) == remembered
+        assert remembered.signature == signature
+        verifier.verify(signed)  # remembered again
+    expect(
+        InvalidSignatureException,
+        SIGNATURE_MISMATCH,
+        lambda: verifier.verify(replace_header(signed, "Authorization", f"{base}, Signature=0a")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        # A signature that is not one token is never taken from what was remembered.
+        (
+            ", Signature=ab,cd",
+            "'cd' not a valid key=value pair (missing equal-sign) in Authorization header: "
+            "'{value}'.",
+        ),
+        (
+            ", Signature=ab cd",
+            "'cd' not a valid key=value pair (missing equal-sign) in Authorization header: "
+            "'{value}'.",
+        ),
+        (
+            ", Signature=",
+            "Authorization header requires 'Signature' parameter. Authorization={value}",
+        ),
+    ],
+)
+def test_a_header_parsed_before_still_fails_as_it_must(
+    signed: SignedRequest, tail: str, message: str
+) -> None:
+    verifier = make_verifier()
+    verifier.verify(signed)
+    value = header(signed, "Authorization").rsplit(", Signature=", 1)[0] + tail
+    expect(
+        IncompleteSignatureException,
+        message.format(value=value),
+        lambda: verifier.verify(replace_header(signed, "Authorization", value)),
+    )
+    # And without a date, the message names every missing part, as for a header never seen.
+    expect(
+        IncompleteSignatureException,
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
+        f"Authorization={header(signed, 'Authorization')}",
+        lambda: verifier.verify(replace_header(signed, "X-Amz-Date", None), check_signature=False),
+    )
+
+
+def test_what_is_remembered_is_bounded(signed: SignedRequest) -> None:
+    verifier = make_verifier(at=T0)
+    sigv4._FORMS.clear()
+    base = header(signed, "Authorization").rsplit(", Signature=", 1)[0]
+    for n in range(sigv4._DERIVED_LIMIT + 10):
+        value = base.replace("SignedHeaders=", f"SignedHeaders=x-{n};", 1) + ", Signature=00"
+        with pytest.raises(InvalidSignatureException):
+            verifier.verify(replace_header(signed, "Authorization", value))
+    assert len(sigv4._FORMS) <= sigv4._DERIVED_LIMIT
+    long_value = base.replace("SignedHeaders=", "SignedHeaders=" + "y" * 600 + ";", 1)
+    with pytest.raises(InvalidSignatureException):
+        verifier.verify(replace_header(signed, "Authorization", long_value + ", Signature=00"))
+    assert long_value not in sigv4._FORMS

@@ -399,6 +399,49 @@ def _credential_parts(credential: str) -> tuple[str, ...]:
     return parts
 
 
+# The Authorization header before its signature -> (algorithm, Credential, SignedHeaders).
+_FORMS: dict[str, tuple[str, str, str]] = {}
+_SIGNATURE_MARK: Final = ", Signature="
+
+
+def _known_form(authorization: str) -> tuple[str, str, str, str] | None:
+    """(algorithm, Credential, SignedHeaders, Signature) of a header whose text before
+    ", Signature=" has been parsed before (``_remember_form``), else None.
+
+    A client sends the same header on every request but for its signature, which botocore
+    writes last. The signature must be letters and digits: then it is one token, and the
+    header splits as the remembered one did, with this signature as its last pair."""
+    cut = authorization.rfind(_SIGNATURE_MARK)
+    if cut <= 0:
+        return None
+    signature = authorization[cut + len(_SIGNATURE_MARK) :]
+    if not signature.isalnum():
+        return None
+    known = _FORMS.get(authorization[:cut])
+    if known is None:
+        return None
+    return known[0], known[1], known[2], signature
+
+
+def _remember_form(
+    authorization: str, algorithm: str, credential: str, signed_headers: str, signature: str
+) -> None:
+    """Keeps what a well-formed header's text before its signature parsed to, for
+    ``_known_form`` (bounded, as the other derived texts)."""
+    cut = authorization.rfind(_SIGNATURE_MARK)
+    if (
+        cut <= 0
+        or cut > _DERIVED_MAX_CHARS
+        or algorithm != ALGORITHM  # the first token came from the text before the signature
+        or authorization[cut + len(_SIGNATURE_MARK) :] != signature
+        or not signature.isalnum()
+    ):
+        return
+    if len(_FORMS) >= _DERIVED_LIMIT:
+        _FORMS.clear()
+    _FORMS[authorization[:cut]] = (algorithm, credential, signed_headers)
+
+
 def derive_signing_key(secret: bytes, scope_date: str, region: str, service: str) -> bytes:
     key = hmac.digest(b"AWS4" + secret, _to_bytes(scope_date), "sha256")
     key = hmac.digest(key, _to_bytes(region), "sha256")
@@ -612,34 +655,39 @@ class SigV4Verifier:
             if not content_sha256 and "X-Amz-Content-Sha256" in query_auth:
                 content_sha256 = _unquote(query_auth["X-Amz-Content-Sha256"])
         else:
-            tokens = authorization.replace(",", " ").split()
-            algorithm = tokens[0] if tokens else ""  # "Authorization: ," has no algorithm
-            params: dict[str, str] = {}
-            for token_text in tokens[1:]:
-                key, equals, value = token_text.partition("=")
-                if not equals:
-                    raise IncompleteSignatureException(
-                        f"'{token_text}' not a valid key=value pair (missing equal-sign) in "
-                        f"Authorization header: '{authorization}'."
-                    )
-                params[key] = value
             amz_date = _joined(headers.get("x-amz-date"))
             http_date = "" if amz_date else _joined(headers.get("date"))
             date_text = amz_date or http_date
-            credential = params.get("Credential", "")
-            signature = params.get("Signature", "")
-            signed_headers_text = params.get("SignedHeaders", "")
-            if not (credential and signature and signed_headers_text and date_text):
-                problems = [
-                    f"Authorization header requires '{p}' parameter."
-                    for p in _AUTH_PARAMETERS
-                    if not params.get(p)
-                ]
-                if not date_text:
-                    problems.append(MSG_REQUIRES_DATE)
-                raise IncompleteSignatureException(
-                    " ".join(problems) + f" Authorization={authorization}"
-                )
+            known = _known_form(authorization) if date_text else None
+            if known is not None:
+                algorithm, credential, signed_headers_text, signature = known
+            else:
+                tokens = authorization.replace(",", " ").split()
+                algorithm = tokens[0] if tokens else ""  # "Authorization: ," has no algorithm
+                params: dict[str, str] = {}
+                for token_text in tokens[1:]:
+                    key, equals, value = token_text.partition("=")
+                    if not equals:
+                        raise IncompleteSignatureException(
+                            f"'{token_text}' not a valid key=value pair (missing equal-sign) in "
+                            f"Authorization header: '{authorization}'."
+                        )
+                    params[key] = value
+                credential = params.get("Credential", "")
+                signature = params.get("Signature", "")
+                signed_headers_text = params.get("SignedHeaders", "")
+                if not (credential and signature and signed_headers_text and date_text):
+                    problems = [
+                        f"Authorization header requires '{p}' parameter."
+                        for p in _AUTH_PARAMETERS
+                        if not params.get(p)
+                    ]
+                    if not date_text:
+                        problems.append(MSG_REQUIRES_DATE)
+                    raise IncompleteSignatureException(
+                        " ".join(problems) + f" Authorization={authorization}"
+                    )
+                _remember_form(authorization, algorithm, credential, signed_headers_text, signature)
             date = _parse_date(date_text, bool(http_date))
             token = _joined(headers.get("x-amz-security-token"))
             content_sha256 = _joined(headers.get("x-amz-content-sha256"))

@@ -170,26 +170,95 @@ class OpenKMSApp:
 
     # -- ASGI entry ----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            console = self.console
-            if console is not None:
-                path = scope["path"]
-                if path == CONSOLE_PREFIX or path.startswith(_CONSOLE_SUBTREE):
-                    await console(scope, receive, send)
+        # An HTTP request is handled in this one frame, not in methods of their own: each
+        # compiled coroutine (its frame object, each await passing through it) costs ~1 % of a
+        # request's CPU.
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
+        method = scope["method"]
+        path = scope["path"]
+        console = self.console
+        if console is not None and (path == CONSOLE_PREFIX or path.startswith(_CONSOLE_SUBTREE)):
+            await console(scope, receive, send)
+            return
+        # Unique, not secret: the same cheap version-4 UUID the audit log uses for event ids.
+        # The context variable itself rather than logsetup's functions around it: those are
+        # Python-level calls, twice per request.
+        request_id = event_id()
+        token = request_id_var.set(request_id)
+        try:
+            if self._local_only:
+                refusal = cross_site_refusal(scope)
+                if refusal is not None:
+                    await self._send_error(send, AccessDeniedException(refusal), request_id)
                     return
-            # Unique, not secret: the same cheap version-4 UUID the audit log uses for event
-            # ids. The context variable itself rather than logsetup's functions around it:
-            # those are Python-level calls, twice per request. (Here rather than in a method
-            # of its own: one coroutine fewer per request.)
-            request_id = event_id()
-            token = request_id_var.set(request_id)
+            if method == "GET" and path in ("/healthz", "/readyz", "/"):
+                await self._health(path, request_id, send)
+                return
+            if method == "GET" and path == "/metrics" and self._metrics_here():
+                assert self.metrics is not None
+                metrics_type, metrics_body = self.metrics.render()
+                await self._send(send, 200, metrics_body, request_id, None, metrics_type.encode())
+                return
+            started = time.perf_counter()
+            # The usual request's whole body arrives with its head, in the first message.
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away (or was cut off) before its body arrived
+            body: bytes | None = message.get("body", b"")
             try:
-                await self._http_request(scope, receive, send, request_id)
-            finally:
-                request_id_var.reset(token)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
+                assert body is not None
+                limit = self.settings.max_body_bytes
+                if len(body) > limit:
+                    raise _too_large(limit)
+                if message.get("more_body", False):
+                    body = await self._read_rest(scope, receive, body)
+            except OpenKMSError as exc:
+                await self._send_error(send, exc, request_id)
+                return
+            if body is None:
+                return  # the client went away (or was cut off) before its body arrived
+            if method == "POST" and path == "/_openkms/reset":
+                await self._reset(scope, body, request_id, send)
+                return
+            if method == "POST" and path == UNSEAL_PATH:
+                unseal_status, doc = handle_unseal(self.wired.root, body)
+                await self._send(send, unseal_status, orjson.dumps(doc), request_id, None)
+                return
+            # The headers are walked once for the operation: the thread choice and the metrics
+            # label both read it.
+            target_operation = _target_operation(scope)
+            if _off_loop(scope, target_operation):
+                context = contextvars.copy_context()  # the request id the logs carry
+                (
+                    status,
+                    payload,
+                    error_type,
+                    content_type,
+                ) = await asyncio.get_running_loop().run_in_executor(
+                    self._search if target_operation in EXTENSIONS else self._slow,
+                    context.run,
+                    self._dispatch,
+                    scope,
+                    body,
+                    request_id,
+                )
+            else:
+                status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
+            # _send's two messages, sent from this frame.
+            await send(_response_start(status, payload, request_id, error_type, content_type))
+            await send({"type": "http.response.body", "body": payload})
+            metrics = self.metrics
+            if metrics is not None:
+                operation = target_operation or _scope_service(scope) or "other"
+                # The compiled tally itself, not Metrics.observe (an interpreted call).
+                seconds = time.perf_counter() - started
+                if metrics.tally.observe(operation, error_type or "ok", seconds):
+                    metrics.flush()
+        finally:
+            request_id_var.reset(token)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -302,81 +371,13 @@ class OpenKMSApp:
             log.info("deleted secret %s at the end of its recovery window", arn)
 
     # -- HTTP -----------------------------------------------------------------------------------
-    async def _http_request(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str
-    ) -> None:
-        method = scope["method"]
-        path = scope["path"]
-        if self._local_only:
-            refusal = cross_site_refusal(scope)
-            if refusal is not None:
-                await self._send_error(send, AccessDeniedException(refusal), request_id)
-                return
-        if method == "GET" and path in ("/healthz", "/readyz", "/"):
-            await self._health(path, request_id, send)
-            return
-        if method == "GET" and path == "/metrics" and self._metrics_here():
-            assert self.metrics is not None
-            metrics_type, metrics_body = self.metrics.render()
-            await self._send(send, 200, metrics_body, request_id, None, metrics_type.encode())
-            return
-        started = time.perf_counter()
-        try:
-            body = await self._read_body(scope, receive)
-        except OpenKMSError as exc:
-            await self._send_error(send, exc, request_id)
-            return
-        if body is None:
-            return  # the client went away (or was cut off) before its body arrived
-        if method == "POST" and path == "/_openkms/reset":
-            await self._reset(scope, body, request_id, send)
-            return
-        if method == "POST" and path == UNSEAL_PATH:
-            unseal_status, doc = handle_unseal(self.wired.root, body)
-            await self._send(send, unseal_status, orjson.dumps(doc), request_id, None)
-            return
-        # The headers are walked once for the operation: the thread choice and the metrics
-        # label both read it.
-        target_operation = _target_operation(scope)
-        if _off_loop(scope, target_operation):
-            context = contextvars.copy_context()  # the request id the logs carry
-            (
-                status,
-                payload,
-                error_type,
-                content_type,
-            ) = await asyncio.get_running_loop().run_in_executor(
-                self._search if target_operation in EXTENSIONS else self._slow,
-                context.run,
-                self._dispatch,
-                scope,
-                body,
-                request_id,
-            )
-        else:
-            status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
-        await self._send(send, status, payload, request_id, error_type, content_type)
-        metrics = self.metrics
-        if metrics is not None:
-            operation = target_operation or _scope_service(scope) or "other"
-            # The compiled tally itself, not Metrics.observe (an interpreted call per request).
-            if metrics.tally.observe(operation, error_type or "ok", time.perf_counter() - started):
-                metrics.flush()
-
     def _metrics_here(self) -> bool:
         return self.metrics is not None and not self.settings.metrics_port
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The request body; None when the client disconnected before it was complete."""
+    async def _read_rest(self, scope: Scope, receive: Receive, body: bytes) -> bytes | None:
+        """The request body after its first part ``body``; None when the client disconnected
+        before it was complete."""
         limit = self.settings.max_body_bytes
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body: bytes = message.get("body", b"")
-        if len(body) > limit:
-            raise _too_large(limit)
-        if not message.get("more_body", False):
-            return body  # the usual request: its whole body arrived with its head
         # More to come: a declared length over the limit is refused before any more of it is
         # read. (What has arrived was buffered before this read either way: uvicorn stops
         # reading a connection once 64 KiB of body wait unread.)
@@ -858,15 +859,22 @@ class OpenKMSApp:
         error_type: str | None,
         content_type: bytes = _JSON_TYPE,
     ) -> None:
-        headers = [
-            (b"content-type", content_type),
-            (b"content-length", str(len(payload)).encode()),
-            (b"x-amzn-requestid", request_id.encode()),
-        ]
-        if error_type is not None:
-            headers.append((b"x-amzn-errortype", error_type.encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(_response_start(status, payload, request_id, error_type, content_type))
         await send({"type": "http.response.body", "body": payload})
+
+
+def _response_start(
+    status: int, payload: bytes, request_id: str, error_type: str | None, content_type: bytes
+) -> dict[str, Any]:
+    """The ``http.response.start`` message of an answer of ``payload``."""
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-amzn-requestid", request_id.encode()),
+    ]
+    if error_type is not None:
+        headers.append((b"x-amzn-errortype", error_type.encode()))
+    return {"type": "http.response.start", "status": status, "headers": headers}
 
 
 def _cache_stats(cache: TtlCache[Any, Any]) -> Callable[[], tuple[int, int]]:
