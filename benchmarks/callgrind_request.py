@@ -20,6 +20,11 @@ Paths:
 * ``dispatch``: ``OpenKMSApp._dispatch`` alone (authentication to the encoded response).
 * ``trivial``: the calibration app of ``benchmarks/run`` (``trivial_server.py``) on the
   ``http`` path: the server stack's own cost, the denominator of "CPU x trivial".
+* ``no-asgi``: a what-if, not what the server does: the ``http`` path with the request answered
+  from the protocol's own callbacks (``OpenKMSApp._dispatch`` called when the body is complete,
+  the response written as bytes), without uvicorn's request cycle, its task and the ASGI
+  messages. What that layer costs openkms per request (issue #21, docs/benchmarks.md "Ninth
+  session").
 
 The audit log is on (as shipped) with a flush interval longer than the run, and is flushed at
 the end inside the measurement, so writing the lines is counted without timer noise. Valgrind
@@ -218,25 +223,93 @@ class _Transport(asyncio.Transport):
         return 0
 
 
-async def _drive_http(app: Any, raw: bytes, count: int) -> None:
+def _no_asgi_protocol() -> type[Any]:
+    """The ``no-asgi`` path's protocol: a POST to ``/`` is dispatched from
+    ``on_message_complete`` and answered with bytes written to the transport; anything else goes
+    the ASGI way. A sketch for measuring: no off-loop operations, 100-continue or pipelining."""
+    import time
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from openkms.audit.events import event_id
+    from openkms.http.protocol import CoalescingHttpToolsProtocol
+    from openkms.logsetup import request_id_var
+
+    class NoAsgiProtocol(CoalescingHttpToolsProtocol):
+        direct = False
+        body = b""
+
+        def on_headers_complete(self) -> None:
+            if self.parser.get_method() != b"POST" or self.url != b"/":
+                super().on_headers_complete()
+                return
+            scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+            scope.update(method="POST", path="/", raw_path=b"/", query_string=b"")
+            self.direct, self.body = True, b""
+            self._in_head, self._head_bytes = False, 0
+            self._arm(self._limits.body_timeout)
+
+        def on_body(self, body: bytes) -> None:
+            if self.direct:
+                self.body += body
+            else:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self.direct:
+                super().on_message_complete()
+                return
+            self.direct = False
+            self._disarm()
+            app = self.app
+            started = time.perf_counter()
+            request_id = event_id()
+            token = request_id_var.set(request_id)
+            try:
+                status, payload, error, kind = app._dispatch(self.scope, self.body, request_id)
+            finally:
+                request_id_var.reset(token)
+            head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n" % (
+                status,
+                b"OK" if status == 200 else b"Error",
+                kind,
+                len(payload),
+            )
+            head += b"x-amzn-requestid: %s\r\n" % request_id.encode()
+            if error is not None:
+                head += b"x-amzn-errortype: %s\r\n" % error.encode()
+            self.transport.write(head + b"\r\n" + payload)
+            if app.metrics is not None:
+                app.metrics.tally.observe("Encrypt", error or "ok", time.perf_counter() - started)
+            self.server_state.total_requests += 1
+            # uvicorn's bookkeeping, without CoalescingHttpToolsProtocol's immediate flush (no
+            # task is ever in progress here): the write goes out at the end of the loop step.
+            HttpToolsProtocol.on_response_complete(self)
+
+    return NoAsgiProtocol
+
+
+async def _drive_http(app: Any, raw: bytes, count: int, no_asgi: bool = False) -> None:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
     from openkms.http.protocol import CoalescingHttpToolsProtocol
+
+    protocol_class = _no_asgi_protocol() if no_asgi else CoalescingHttpToolsProtocol
 
     # As `openkms serve` and trivial_server.py configure uvicorn: without proxy_headers (on by
     # default in Config) every request would pass through uvicorn's ProxyHeadersMiddleware, an
     # interpreted ASGI layer the servers do not have.
     config = Config(
         app=app,
-        http=CoalescingHttpToolsProtocol,
+        http=protocol_class,
         lifespan="off",
         access_log=False,
         proxy_headers=False,
         server_header=False,
     )
     config.load()
-    protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+    protocol = protocol_class(config, ServerState(), {})
     transport = _Transport()
     protocol.connection_made(transport)
     for i in range(count):
@@ -305,7 +378,7 @@ def inner(spec_path: Path, path: str, count: int) -> None:
     else:
         import uvloop
 
-        uvloop.run(_drive_http(app, raw, count))
+        uvloop.run(_drive_http(app, raw, count, no_asgi=path == "no-asgi"))
     if app.audit is not None:
         app.audit.close()  # the batch written and fsync'ed: part of the cost
 
@@ -368,7 +441,9 @@ def main() -> int:
     )
     parser.add_argument("--op", default="Encrypt", choices=OPS)
     parser.add_argument("--caller", default="root", choices=("root", "iam-user"))
-    parser.add_argument("--path", default="http", choices=("http", "dispatch", "trivial"))
+    parser.add_argument(
+        "--path", default="http", choices=("http", "dispatch", "trivial", "no-asgi")
+    )
     parser.add_argument("--requests", type=int, default=500, help="requests of the short run")
     parser.add_argument("--annotate", type=int, default=0, help="print the top N functions")
     parser.add_argument("--keep", type=Path, help="directory for the callgrind output files")
