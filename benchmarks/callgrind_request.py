@@ -20,11 +20,11 @@ Paths:
 * ``dispatch``: ``OpenKMSApp._dispatch`` alone (authentication to the encoded response).
 * ``trivial``: the calibration app of ``benchmarks/run`` (``trivial_server.py``) on the
   ``http`` path: the server stack's own cost, the denominator of "CPU x trivial".
-* ``no-asgi``: a what-if, not what the server does: the ``http`` path with the request answered
-  from the protocol's own callbacks (``OpenKMSApp._dispatch`` called when the body is complete,
-  the response written as bytes), without uvicorn's request cycle, its task and the ASGI
-  messages. What that layer costs openkms per request (issue #21, docs/benchmarks.md "Ninth
-  session").
+* ``no-asgi``: the sketch that measured, before ``direct_api`` was built, what uvicorn's
+  request cycle and the ASGI messages cost openkms per request: the request answered from the
+  protocol's own callbacks (``OpenKMSApp._dispatch`` when the body is complete, the response
+  written as bytes). The ``http`` path now runs the server's own direct answers
+  (``direct_api``, on by default); docs/benchmarks.md, "Ninth session".
 
 The audit log is on (as shipped) with a flush interval longer than the run, and is flushed at
 the end inside the measurement, so writing the lines is counted without timer noise. Valgrind

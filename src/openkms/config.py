@@ -145,6 +145,9 @@ class Settings:
     body_timeout_seconds: float = 30.0  # from the end of the headers to the end of the body
     keep_alive_timeout_seconds: int = 5  # an idle keep-alive connection is closed
     max_connections: int = 1000  # open connections; beyond, new ones get 503 and are closed
+    # API requests answered from the HTTP protocol's callbacks rather than through uvicorn's
+    # ASGI request cycle (openkms.http.protocol, docs/benchmarks.md "Ninth session").
+    direct_api: bool = True
     # Caller-chosen strings: an encryption context's keys and values, all together, in
     # characters (AWS documents no number; see docs/configuration.md).
     max_encryption_context_chars: int = 8192

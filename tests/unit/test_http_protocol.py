@@ -209,3 +209,129 @@ def test_a_lone_response_is_written_at_once() -> None:
     counts = _same_step_writes(1)
     assert counts[0] == 1
     assert counts[-1] == 1
+
+
+# -- API requests answered from the protocol (OpenKMSApp.direct_eligible / answer_direct) --------
+class _DirectApp:
+    """An application with the two methods of OpenKMSApp the protocol answers directly with, and
+    an ASGI side for everything else; it records which way each request went."""
+
+    def __init__(self, enabled: bool = True, eligible: bool = True, fails: bool = False) -> None:
+        self._direct = enabled
+        self.eligible = eligible
+        self.fails = fails
+        self.direct: list[bytes] = []
+        self.asgi: list[str] = []
+
+    def direct_eligible(self, scope: dict[str, Any]) -> bool:
+        assert scope["method"] == "POST" and scope["path"] == "/" and scope["raw_path"] == b"/"
+        return self.eligible
+
+    def answer_direct(
+        self,
+        scope: dict[str, Any],
+        body: bytes,
+        default_headers: list[tuple[bytes, bytes]],
+        status_lines: dict[int, bytes],
+    ) -> bytes:
+        if self.fails:
+            raise RuntimeError("boom")
+        self.direct.append(body)
+        reply = b'{"n":%d}' % len(self.direct)
+        head = status_lines[200] + b"".join(b"%s: %s\r\n" % h for h in default_headers)
+        return head + b"content-length: %d\r\n\r\n" % len(reply) + reply
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.asgi.append(scope["method"])
+            await _app(scope, receive, send)
+
+
+def _drive_app(app: _DirectApp, *chunks: bytes) -> tuple[RecordingTransport, Any]:
+    async def run() -> tuple[RecordingTransport, Any]:
+        config = Config(
+            app=app,
+            http=CoalescingHttpToolsProtocol,
+            lifespan="off",
+            access_log=False,
+            proxy_headers=False,  # as `openkms serve` runs it: no middleware around the app
+        )
+        config.load()
+        state = ServerState()
+        state.default_headers = [(b"date", b"Mon, 07 Dec 2026 10:00:00 GMT")]
+        protocol = CoalescingHttpToolsProtocol(config, state, {})
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        for chunk in chunks:
+            protocol.data_received(chunk)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        return transport, protocol
+
+    return asyncio.run(run())
+
+
+def _post(body: bytes = b"{}", extra: bytes = b"") -> bytes:
+    return b"POST / HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        extra,
+        len(body),
+        body,
+    )
+
+
+def test_an_api_request_is_answered_without_the_asgi_cycle() -> None:
+    app = _DirectApp()
+    request = _post(b'{"a":1}')
+    transport, protocol = _drive_app(app, request[:-2], request[-2:])  # the body in two parts
+    assert app.direct == [b'{"a":1}'] and app.asgi == []
+    assert protocol.cycle is None and not protocol.tasks
+    assert len(transport.writes) == 1
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\ndate: ")
+    assert transport.writes[0].endswith(b'{"n":1}')
+    assert not transport.closed
+    assert protocol.server_state.total_requests == 1
+
+
+def test_pipelined_api_requests_are_answered_in_order_in_one_write() -> None:
+    app = _DirectApp()
+    transport, _ = _drive_app(app, _post(b"1") + _post(b"22") + _post(b"333"))
+    assert app.direct == [b"1", b"22", b"333"]
+    assert len(transport.writes) == 1  # the step's answers together, in order
+    assert transport.writes[0].count(b"HTTP/1.1 200 OK") == 3
+    assert transport.writes[0].index(b'{"n":1}') < transport.writes[0].index(b'{"n":3}')
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "app"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", _DirectApp()),
+        (_post(extra=b"Connection: close\r\n"), _DirectApp()),
+        (_post(extra=b"Expect: 100-continue\r\n"), _DirectApp()),
+        (b"POST / HTTP/1.0\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", _DirectApp()),
+        (b"POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", _DirectApp()),
+        (b"POST /?a=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", _DirectApp()),
+        (_post(), _DirectApp(eligible=False)),
+        (_post(), _DirectApp(enabled=False)),
+    ],
+    ids=["get", "close", "continue", "http-1.0", "path", "query", "declined", "turned-off"],
+)
+def test_what_goes_through_the_asgi_cycle(request_bytes: bytes, app: _DirectApp) -> None:
+    transport, _ = _drive_app(app, request_bytes)
+    assert app.direct == [] and len(app.asgi) == 1
+    assert any(w.endswith(b'{"ok":true}') for w in transport.writes)
+
+
+def test_a_request_behind_one_the_cycle_answers_waits_for_it() -> None:
+    app = _DirectApp()
+    # The first request goes through the cycle (Expect), the second must not overtake it.
+    transport, _ = _drive_app(app, _post(extra=b"Expect: 100-continue\r\n") + _post(b"2"))
+    # It waits in uvicorn's pipeline and is answered through the cycle too, after the first.
+    assert app.asgi == ["POST", "POST"] and app.direct == []
+    assert b"".join(transport.writes).count(b'{"ok":true}') == 2
+
+
+def test_an_application_failure_is_a_500_and_the_connection_closes() -> None:
+    transport, _ = _drive_app(_DirectApp(fails=True), _post())
+    assert transport.writes[0].startswith(b"HTTP/1.1 500 Internal Server Error\r\ndate: ")
+    assert transport.writes[0].endswith(b"connection: close\r\n\r\nInternal Server Error")
+    assert transport.closed

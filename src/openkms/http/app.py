@@ -99,6 +99,8 @@ _OFF_LOOP = (
 _SCOPE_SERVICE = "openkms.service"
 # ... and the (first) X-Amz-Target header it read.
 _SCOPE_TARGET = "openkms.target"
+# The operation direct_eligible found (its metrics label in answer_direct).
+_SCOPE_OPERATION = "openkms.operation"
 # Header names as received -> their lower-cased text (the same dozen names on every request).
 _HEADER_NAMES: dict[bytes, str] = {}
 
@@ -161,6 +163,7 @@ class OpenKMSApp:
         # web page: a page the developer visits can neither rebind a name to 127.0.0.1 nor
         # post across sites (openkms.http.localonly).
         self._local_only = self.settings.dev or self.settings.accept_any_credentials
+        self._direct = self.settings.direct_api
         if self.settings.accept_any_credentials:
             ensure_account(wired.storage, self.runtime.clock, self.settings.account_id)
         # The web console (openkms.console.server attaches it): requests under /console go to
@@ -259,6 +262,69 @@ class OpenKMSApp:
                     metrics.flush()
         finally:
             request_id_var.reset(token)
+
+    # -- API requests answered from the HTTP protocol (openkms.http.protocol) --------------------
+    def direct_eligible(self, scope: Scope) -> bool:
+        """Whether the protocol may answer this request with ``answer_direct`` once its body is
+        complete, rather than through the ASGI cycle: an API request (``POST /`` is all the
+        protocol offers) whose body length is declared and within the limit, answered on the
+        event loop, with no local-only check to make. Anything else (a chunked or oversized
+        body, an operation dispatched off the loop) takes ``__call__``, which knows how to."""
+        if not self._direct or self._local_only:
+            return False
+        length = -1
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if length >= 0 or not value.isdigit() or len(value) > 12:
+                    return False  # repeated or not a plain number: let __call__ answer it
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return False
+        if not 0 <= length <= self.settings.max_body_bytes:
+            return False
+        operation = _target_operation(scope)
+        scope[_SCOPE_OPERATION] = operation  # answer_direct's metrics label
+        return not _off_loop(scope, operation)
+
+    def answer_direct(
+        self,
+        scope: Scope,
+        body: bytes,
+        default_headers: list[tuple[bytes, bytes]],
+        status_lines: dict[int, bytes],
+    ) -> bytes:
+        """The whole HTTP response to a request ``direct_eligible`` accepted: what ``__call__``
+        would have sent through uvicorn's cycle (its status line and default headers, then the
+        same headers and payload), with the same request id, audit record and metrics."""
+        started = time.perf_counter()
+        request_id = event_id()
+        token = request_id_var.set(request_id)
+        try:
+            status, payload, error_type, content_type = self._dispatch(scope, body, request_id)
+        finally:
+            request_id_var.reset(token)
+        parts = [status_lines[status]]
+        for name, value in default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (
+            b"content-type: ",
+            content_type,
+            b"\r\ncontent-length: ",
+            str(len(payload)).encode(),
+            b"\r\nx-amzn-requestid: ",
+            request_id.encode(),
+            b"\r\n",
+        )
+        if error_type is not None:
+            parts += (b"x-amzn-errortype: ", error_type.encode(), b"\r\n")
+        parts += (b"\r\n", payload)
+        metrics = self.metrics
+        if metrics is not None:
+            operation = scope.get(_SCOPE_OPERATION) or _scope_service(scope) or "other"
+            seconds = time.perf_counter() - started
+            if metrics.tally.observe(operation, error_type or "ok", seconds):
+                metrics.flush()
+        return b"".join(parts)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
