@@ -272,17 +272,27 @@ class OpenKMSApp:
         body, an operation dispatched off the loop) takes ``__call__``, which knows how to."""
         if not self._direct or self._local_only:
             return False
+        # Typed, so that the compiled loop walks the list and compares bytes natively (uvicorn's
+        # httptools protocol gives (name, value) tuples of bytes, names lower-cased).
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
         length = -1
-        for name, value in scope["headers"]:
+        target = b""
+        for name, value in headers:
             if name == b"content-length":
                 if length >= 0 or not value.isdigit() or len(value) > 12:
                     return False  # repeated or not a plain number: let __call__ answer it
                 length = int(value)
             elif name == b"transfer-encoding":
                 return False
+            elif name == b"x-amz-target" and not target:
+                target = value  # the first, as _target_operation reads it
         if not 0 <= length <= self.settings.max_body_bytes:
             return False
-        operation = _target_operation(scope)
+        text = target.decode("latin-1")
+        if text.startswith(_TARGET_PREFIX):
+            operation = text[len(_TARGET_PREFIX) :]
+        else:
+            operation = text if text in EXTENSIONS else ""
         scope[_SCOPE_OPERATION] = operation  # answer_direct's metrics label
         return not _off_loop(scope, operation)
 
@@ -825,7 +835,10 @@ class OpenKMSApp:
         """(context, signing service, KMS operation or "")."""
         headers: dict[str, list[str]] = {}
         names = _HEADER_NAMES
-        for raw_name, raw_value in scope["headers"]:
+        # Typed as uvicorn gives them, so that the compiled loop does not go through the
+        # generic iterator and tuple protocols.
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        for raw_name, raw_value in raw_headers:
             name = names.get(raw_name)
             if name is None:
                 name = raw_name.decode("latin-1").lower()
