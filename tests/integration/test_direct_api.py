@@ -242,3 +242,24 @@ def test_another_account_is_refused_alike(servers: tuple[Server, Server], tmp_pa
     assert normalized(answers[0][0][0]) == normalized(answers[1][0][0])
     assert answers[0][0][1] == answers[1][0][1]
     assert b"UnrecognizedClientException" in answers[0][0][0]
+
+
+def test_bytes_beyond_the_declared_length_are_the_next_request_alike(
+    servers: tuple[Server, Server],
+) -> None:
+    # A smuggling attempt: a signed request whose body is followed by a second, unsigned
+    # request in the same segment. The second is parsed as a request of its own and refused on
+    # its own merits (no signature), on both paths alike.
+    def smuggle(server: Server) -> bytes:
+        hidden = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: TrentService.ListKeys\r\n"
+            b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        return signed(server, "ListAliases", {"Limit": 1}) + hidden
+
+    answers = both(servers, smuggle, responses=2)
+    for direct, asgi in zip(answers[0], answers[1], strict=True):
+        assert normalized(direct[0]) == normalized(asgi[0])
+        assert direct[1] == asgi[1]
+    assert answers[0][0][0].startswith(b"HTTP/1.1 200 ")
+    assert b"MissingAuthenticationTokenException" in answers[0][1][0]
