@@ -57,22 +57,35 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _drive(*chunks: bytes) -> RecordingTransport:
-    async def run() -> RecordingTransport:
+def _drive_app(app: Any, *chunks: bytes) -> tuple[RecordingTransport, Any]:
+    """``app`` served by the protocol as `openkms serve` configures it (no middleware around
+    the app, a date among the default headers), fed ``chunks`` one loop step apart."""
+
+    async def run() -> tuple[RecordingTransport, Any]:
         config = Config(
-            app=_app, http=CoalescingHttpToolsProtocol, lifespan="off", access_log=False
+            app=app,
+            http=CoalescingHttpToolsProtocol,
+            lifespan="off",
+            access_log=False,
+            proxy_headers=False,  # as `openkms serve` runs it: no middleware around the app
         )
         config.load()
-        protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+        state = ServerState()
+        state.default_headers = [(b"date", b"Mon, 07 Dec 2026 10:00:00 GMT")]
+        protocol = CoalescingHttpToolsProtocol(config, state, {})
         transport = RecordingTransport()
         protocol.connection_made(transport)
         for chunk in chunks:
             protocol.data_received(chunk)
             for _ in range(5):
                 await asyncio.sleep(0)
-        return transport
+        return transport, protocol
 
     return asyncio.run(run())
+
+
+def _drive(*chunks: bytes) -> RecordingTransport:
+    return _drive_app(_app, *chunks)[0]
 
 
 def test_one_write_per_response() -> None:
@@ -214,7 +227,8 @@ def test_a_lone_response_is_written_at_once() -> None:
 # -- API requests answered from the protocol (OpenKMSApp.direct_eligible / answer_direct) --------
 class _DirectApp:
     """An application with the two methods of OpenKMSApp the protocol answers directly with, and
-    an ASGI side for everything else; it records which way each request went."""
+    an ASGI side for everything else; it records which way each request went. ``enabled``
+    stands for the ``direct_api`` setting, which OpenKMSApp.direct_eligible reads."""
 
     def __init__(self, enabled: bool = True, eligible: bool = True, fails: bool = False) -> None:
         self._direct = enabled
@@ -225,7 +239,7 @@ class _DirectApp:
 
     def direct_eligible(self, scope: dict[str, Any]) -> bool:
         assert scope["method"] == "POST" and scope["path"] == "/" and scope["raw_path"] == b"/"
-        return self.eligible
+        return self._direct and self.eligible
 
     def answer_direct(
         self,
@@ -245,30 +259,6 @@ class _DirectApp:
         if scope["type"] == "http":
             self.asgi.append(scope["method"])
             await _app(scope, receive, send)
-
-
-def _drive_app(app: _DirectApp, *chunks: bytes) -> tuple[RecordingTransport, Any]:
-    async def run() -> tuple[RecordingTransport, Any]:
-        config = Config(
-            app=app,
-            http=CoalescingHttpToolsProtocol,
-            lifespan="off",
-            access_log=False,
-            proxy_headers=False,  # as `openkms serve` runs it: no middleware around the app
-        )
-        config.load()
-        state = ServerState()
-        state.default_headers = [(b"date", b"Mon, 07 Dec 2026 10:00:00 GMT")]
-        protocol = CoalescingHttpToolsProtocol(config, state, {})
-        transport = RecordingTransport()
-        protocol.connection_made(transport)
-        for chunk in chunks:
-            protocol.data_received(chunk)
-            for _ in range(5):
-                await asyncio.sleep(0)
-        return transport, protocol
-
-    return asyncio.run(run())
 
 
 def _post(body: bytes = b"{}", extra: bytes = b"") -> bytes:

@@ -128,11 +128,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._too_large = False
         self._refused = False
         # Direct answers (see _take_directly): the application's two methods, or None for an
-        # application that has none (the benchmarks' trivial app) or has them turned off.
-        app = self.app
-        eligible = getattr(app, "direct_eligible", None)
-        self._direct_eligible: Any = eligible if getattr(app, "_direct", False) else None
-        self._answer_direct: Any = getattr(app, "answer_direct", None)
+        # application that has none (the benchmarks' trivial app). direct_eligible itself
+        # declines everything when the direct_api setting is off.
+        self._direct_eligible: Any = getattr(self.app, "direct_eligible", None)
+        self._answer_direct: Any = getattr(self.app, "answer_direct", None)
         self._direct = False  # the request being read is to be answered directly
         self._direct_body: list[bytes] = []
 
